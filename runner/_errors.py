@@ -11,6 +11,7 @@
         * RequestRejected - HTTP 400: this request will never succeed as it is.
         * AccountError - 401/403 or an account problem (arrears, quota used up). exit 5
     * DownloadError - a result video could not be fetched or failed verification.
+        * UrlExpired - storage answered 403: the signed video URL has expired (24 h).
 
 Every class has an `exit_code`, the way click's exceptions do; the CLI catches
 `RunnerError` once and exits with it.
@@ -102,3 +103,7 @@ class AccountError(ApiError):
 
 class DownloadError(RunnerError):
     """A result video could not be downloaded or did not verify."""
+
+
+class UrlExpired(DownloadError):
+    """Storage answered 403 for a result video: its signed URL has expired."""
