@@ -174,6 +174,8 @@ def verify_video(path: Path, job: Any, task: Any = None) -> str | None:
     else the task's usage `output_video_duration`), the aspect ratio within
     rounding. `task` is the finished task (a TaskInfo or a query answer dict).
     """
+    if not Path(path).is_file():
+        return "the file is missing"
     try:
         codec, width, height, seconds = _measure(Path(path))
     except MediaUnreadable as exc:

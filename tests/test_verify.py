@@ -156,7 +156,7 @@ def test_not_a_video_rejected(tmp_path: Path) -> None:
 
 def test_missing_file_rejected(tmp_path: Path) -> None:
     """A path with no file gives a reason, not an exception."""
-    assert verify_video(tmp_path / "none.mp4", _t2v(), None) is not None
+    assert verify_video(tmp_path / "none.mp4", _t2v(), None) == "the file is missing"
 
 
 def test_usage_duration_used_when_job_cannot_tell(tmp_path: Path) -> None:
