@@ -243,14 +243,7 @@ def explain(error: ValidationError, model: str) -> tuple[str, str]:
     kind, value, instance = error.validator, error.validator_value, error.instance
     if kind == "additionalProperties":
         extras = sorted(set(instance) - set(error.schema.get("properties", {})))
-        sentences = []
-        for extra in extras:
-            if extra in all_known_fields():
-                sentences.append(f"field '{extra}' is not supported by {model}")
-            else:
-                hint = difflib.get_close_matches(extra, known_fields(model), n=1)
-                suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
-                sentences.append(f"unknown field '{extra}'{suffix}")
+        sentences = [_extra_sentence(extra, model) for extra in extras]
         return (_path_text([*error.absolute_path, extras[0]]) if extras else path, "; ".join(sentences))
     if kind == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
@@ -278,6 +271,32 @@ def explain(error: ValidationError, model: str) -> tuple[str, str]:
     if kind in ("x-prompt-length", "x-media-combinations"):
         return path, f"{what} {error.message}" if path else error.message
     return path, f"{what}: {error.message}"
+
+
+def explain_each(error: ValidationError, model: str) -> list[tuple[list[str | int], str]]:
+    """Like `explain`, but one (path parts, sentence) per problem: an error naming
+    several unknown fields becomes one entry per field, each at its own path."""
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        extras = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        if extras:
+            return [(_extra_path(error, extra), _extra_sentence(extra, model)) for extra in extras]
+    path, sentence = explain(error, model)
+    parts: list[str | int] = list(error.absolute_path)
+    if error.validator == "required" and "'" in error.message:
+        parts.append(error.message.split("'")[1])
+    return [(parts, sentence)]
+
+
+def _extra_path(error: ValidationError, extra: str) -> list[str | int]:
+    return [*error.absolute_path, extra]
+
+
+def _extra_sentence(extra: str, model: str) -> str:
+    if extra in all_known_fields():
+        return f"field '{extra}' is not supported by {model}"
+    hint = difflib.get_close_matches(extra, known_fields(model), n=1)
+    suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
+    return f"unknown field '{extra}'{suffix}"
 
 
 def _json_type(value: object) -> str:
