@@ -48,6 +48,8 @@ class RawJob:
     where: Where
     #: where its fields were written, the layer that wins first
     layers: tuple[Pos, ...]
+    #: the fields that came from defaults (a default the model does not take is dropped)
+    from_defaults: frozenset[str] = frozenset()
 
     def locate(self, path: Sequence[str | int]) -> Where:
         """The line and column where the value at `path` (a JSON path into the job) was written."""
@@ -69,9 +71,10 @@ def merge(
     fields: dict[str, Any] = {}
     for layer in reversed(defaults):
         fields.update(layer)
+    inherited = frozenset(fields) - own.keys() if fields else frozenset()
     fields.update(own)
     fields.pop("name", None)
-    return RawJob(name, fields, where, layers)
+    return RawJob(name, fields, where, layers, inherited)
 
 
 def _text(value: Any) -> str:
@@ -139,6 +142,7 @@ def expand_matrix(
     base: dict[str, Any] = {}
     for layer in reversed(defaults):
         base.update(layer)
+    inherited = frozenset(base) - own.keys() - matrix.keys()
     base.update(own)
     base.pop("name", None)
     layers = (job_pos, *default_layers)
@@ -193,7 +197,7 @@ def expand_matrix(
             where,
             {v: pos.child(i) or pos for v, i in zip(variables, combo) if (pos := value_pos.get(v)) is not None},
         )
-        yield RawJob(job_name, fields, where, (matrix_layer, *layers))
+        yield RawJob(job_name, fields, where, (matrix_layer, *layers), inherited)
 
 
 def _unknown(template: _Template, matrix: Mapping[str, Any], where: Where, what: str, issues: list[Issue], label: str) -> bool:

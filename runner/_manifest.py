@@ -44,9 +44,11 @@ from ._models import (
     MODEL_TABLE,
     SCHEMA_DIR,
     UnknownModel,
+    all_known_fields,
     build_body,
     defaults,
     explain,
+    known_fields,
     media_limits,
     media_scheme,
 )
@@ -506,6 +508,8 @@ class _Loader:
         if model not in MODEL_IDS:
             issue(raw.locate(["model"]), str(UnknownModel(model)), "model")
             return None
+        if raw.from_defaults:
+            _drop_unsupported_defaults(fields, raw.from_defaults, model)
         for parts, sentence in checker(model).problems(fields):
             issue(raw.locate(parts), sentence, _path_text(parts))
             ok = False
@@ -581,6 +585,21 @@ class _Loader:
             return None
         seconds = _video_seconds(video)
         return None if seconds is None else min(round(seconds), row.max_output_seconds)
+
+
+def _drop_unsupported_defaults(fields: dict[str, Any], inherited: frozenset[str], model: str) -> None:
+    """Defaults apply where they fit: a default another model takes (e.g. `duration` for
+    video-edit) is dropped; one no model takes (a typo) stays, to be reported."""
+    supported, every = _field_sets(model)
+    for key in inherited:
+        if key not in supported and key in every:
+            del fields[key]
+
+
+@cache
+def _field_sets(model: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(the fields `model` takes, the fields any model takes)."""
+    return frozenset(known_fields(model)), all_known_fields()
 
 
 def _ordered(issues: list[Issue]) -> list[Issue]:

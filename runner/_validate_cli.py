@@ -61,7 +61,7 @@ def print_plan(manifest: Manifest, out: TextIO, *, list_all: bool = False) -> No
     """A short, human summary of the plan (one line per model; jobs listed when few)."""
     data = plan(manifest)
     limits = manifest.limits
-    out.write(f"campaign {data['campaign']}: {data['jobs']} jobs, {_seconds(data['billable_seconds'], data['jobs_with_unknown_seconds'])}\n")
+    out.write(f"campaign {data['campaign']}: {data['jobs']} job{'' if data['jobs'] == 1 else 's'}, {_seconds(data['billable_seconds'], data['jobs_with_unknown_seconds'])}\n")
     width = max([len("model"), *(len(m) for m in data["models"])])
     out.write(f"  {'model':<{width}}  {'jobs':>8}  {'seconds':>10}\n")
     for model, row in data["models"].items():
