@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +31,8 @@ from typing import Any
 import aiohttp
 import av
 from PIL import Image, UnidentifiedImageError
+
+from ._models import LIST_MEDIA, SINGLE_MEDIA, media_limits, media_scheme
 
 #: MIME types a server may answer for each format (lower case)
 FORMAT_MIME: dict[str, tuple[str, ...]] = {
@@ -302,3 +304,47 @@ async def check_url(session: aiohttp.ClientSession, url: str, limits: Mapping[st
     except (aiohttp.ClientError, OSError) as exc:
         return [f"URL could not be reached ({type(exc).__name__}: {exc})"]
     return url_problems(facts, limits)
+
+
+# --- every remote media of a set of jobs --------------------------------------
+
+def remote_media(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field path, URL) of each http(s) media reference among a job's friendly fields."""
+    found: list[tuple[str, str]] = []
+    for name in (*SINGLE_MEDIA, *LIST_MEDIA):
+        value = fields.get(name)
+        refs = [(name, value)] if name in SINGLE_MEDIA else [(f"{name}[{i}]", v) for i, v in enumerate(value or ())]
+        found.extend((path, ref) for path, ref in refs if isinstance(ref, str) and media_scheme(ref) in ("http", "https"))
+    return found
+
+
+async def check_remote_media(jobs: Iterable[Any], *, concurrency: int = 8) -> list[str]:
+    """One line per problem of the remote media of `jobs` (as `runner._manifest.Job`): "where: job NAME: field: sentence".
+
+    Each distinct (URL, model, field) is checked once, at most `concurrency` at
+    a time. This sends requests to the media hosts (never to the API): it is
+    what ``--check-urls`` turns on.
+    """
+    semaphore = asyncio.Semaphore(concurrency)
+    checked: dict[tuple[str, str, str], asyncio.Task[list[str]]] = {}
+    wanted: list[tuple[Any, str, tuple[str, str, str]]] = []
+    async with aiohttp.ClientSession() as session:
+
+        async def one(url: str, limits: Mapping[str, Any]) -> list[str]:
+            async with semaphore:
+                return await check_url(session, url, limits)
+
+        async with asyncio.TaskGroup() as group:
+            for job in jobs:
+                for path, url in remote_media(job.fields):
+                    field = path.split("[")[0]
+                    limits = media_limits(job.model, field) or {}
+                    key = (url, job.model, field)
+                    if key not in checked:
+                        checked[key] = group.create_task(one(url, limits))
+                    wanted.append((job, path, key))
+    lines: list[str] = []
+    for job, path, key in wanted:
+        where = f"{job.source}:{job.line}: " if getattr(job, "source", "") else ""
+        lines.extend(f"{where}job {job.name}: {path}: {sentence}" for sentence in checked[key].result())
+    return lines

@@ -7,6 +7,7 @@ with its file, line and column).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections import Counter
@@ -14,6 +15,7 @@ from typing import Any, TextIO
 
 from ._errors import ManifestError
 from ._manifest import Manifest, load_manifest
+from ._preflight import check_remote_media
 
 #: issues printed before the rest are only counted
 MAX_PRINTED_ISSUES = 200
@@ -27,6 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     parser.add_argument(
         "--no-media", dest="check_media", action="store_false", help="do not open local media files (paths are not checked)"
+    )
+    parser.add_argument(
+        "--check-urls", action="store_true",
+        help="also check remote media URLs: reachable, right type, not too big (asks the media hosts, not the API)",
     )
 
 
@@ -102,6 +108,13 @@ def main(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         print_issues(exc, sys.stderr)
         return exc.exit_code
+    if args.check_urls:
+        problems = asyncio.run(check_remote_media(manifest.jobs))
+        for line in problems:
+            sys.stderr.write(f"{line}\n")
+        if problems:
+            sys.stderr.write(f"{len(problems)} remote media problem{'s' if len(problems) != 1 else ''}; nothing was sent\n")
+            return ManifestError.exit_code
     if args.json:
         sys.stdout.write(json.dumps(plan(manifest), sort_keys=True) + "\n")
     else:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
@@ -10,9 +15,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from runner._models import media_limits
-from runner._preflight import check_url
+from runner._preflight import check_remote_media, check_url, remote_media
 
 I2V = media_limits("happyhorse-1.0-i2v", "first_frame")
+SEEN = web.AppKey("seen", Counter)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 2000
 
 
@@ -48,7 +54,15 @@ async def _redirect(request: web.Request) -> web.Response:
 
 @pytest.fixture
 async def server():
-    app = web.Application()
+    seen: Counter[str] = Counter()
+
+    @web.middleware
+    async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+        seen[request.path] += 1
+        return await handler(request)
+
+    app = web.Application(middlewares=[count])
+    app[SEEN] = seen
     app.router.add_get("/img.png", _png)
     app.router.add_route("*", "/nohead.png", _head_refused)
     app.router.add_get("/page", _html)
@@ -123,3 +137,63 @@ async def test_oss_urls_not_checked_and_other_schemes_refused() -> None:
         assert await check_url(session, "ftp://example.com/x.png", I2V) == [
             "URL scheme 'ftp' is not supported; use http, https or oss"
         ]
+
+
+async def test_remote_media_lists_only_http_references() -> None:
+    """remote_media finds http(s) media in single and list fields, skipping local paths and oss://."""
+    fields = {"model": "happyhorse-1.0-r2v", "prompt": "p",
+              "reference_images": ["a.png", "https://h/b.png", "oss://d/c.png", "http://h/d.jpg"]}
+    assert remote_media(fields) == [("reference_images[1]", "https://h/b.png"), ("reference_images[3]", "http://h/d.jpg")]
+    assert remote_media({"first_frame": "HTTPS://h/x.png"}) == [("first_frame", "HTTPS://h/x.png")]
+
+
+@dataclass
+class _Job:
+    name: str
+    model: str
+    fields: dict[str, Any]
+    source: str = "jobs.yaml"
+    line: int = 1
+
+
+async def test_check_remote_media_reports_per_job_and_checks_each_url_once(server) -> None:
+    """Two jobs sharing a bad URL each get the problem, with file and line, from a single request."""
+    srv, _ = server
+    page = str(srv.make_url("/page"))
+    good = str(srv.make_url("/img.png"))
+    jobs = [
+        _Job("a", "happyhorse-1.0-i2v", {"first_frame": page}, line=3),
+        _Job("b", "happyhorse-1.0-i2v", {"first_frame": page}, line=7),
+        _Job("c", "happyhorse-1.0-i2v", {"first_frame": good}, line=9),
+    ]
+    lines = await check_remote_media(jobs)
+    assert lines == [
+        "jobs.yaml:3: job a: first_frame: URL serves text/html, not a JPEG, PNG or WEBP image",
+        "jobs.yaml:7: job b: first_frame: URL serves text/html, not a JPEG, PNG or WEBP image",
+    ]
+    assert srv.app[SEEN] == Counter({"/page": 1, "/img.png": 1})
+
+
+async def test_validate_check_urls_flag_reports_bad_remote_media(server, tmp_path) -> None:
+    """`validate --check-urls` exits 2 naming the job and the URL problem; without the flag it sends nothing and passes."""
+    srv, _ = server
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "campaign: urls\njobs:\n  - name: remote\n    model: happyhorse-1.0-i2v\n"
+        f"    first_frame: {srv.make_url('/gone.png')}\n    prompt: hi\n"
+    )
+
+    async def validate(*extra: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "runner", "validate", str(manifest), *extra,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate()
+        return proc.returncode, err.decode()
+
+    before = srv.app[SEEN]["/gone.png"]
+    code, err = await validate()
+    assert code == 0 and srv.app[SEEN]["/gone.png"] == before
+    code, err = await validate("--check-urls")
+    assert code == 2
+    assert "job remote: first_frame: URL answered HTTP 404; the file must be publicly readable" in err
