@@ -395,6 +395,16 @@ class Journal:
         """Every task id this campaign ever recorded (never adopted again by reconciliation)."""
         return {r[0] for r in self._conn.execute("SELECT task_id FROM tasks")}
 
+    def known_among(self, task_ids: Iterable[str]) -> set[str]:
+        """Those of `task_ids` this campaign has already recorded."""
+        ids = list(task_ids)
+        found: set[str] = set()
+        for i in range(0, len(ids), BATCH):
+            chunk = ids[i : i + BATCH]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self._conn.execute(f"SELECT task_id FROM tasks WHERE task_id IN ({marks})", chunk))
+        return found
+
     # --- uploads (the media uploader's cache) ---------------------------------
 
     def find_upload(self, content_hash: str, model: str, now: float) -> str | None:

@@ -18,7 +18,7 @@ import enum
 import heapq
 import itertools
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,16 +187,17 @@ class Candidate:
     parameters: Mapping[str, Any] | None = None
 
 
-def request_matches(lost: LostCreate, cand: Candidate, *, window: float) -> bool:
+def request_matches(lost: LostCreate, cand: Candidate, *, window: float | None) -> bool:
     """True when `cand` may be the task `lost` created.
 
     Same model (when listed), submitted within `window` seconds of our POST
-    (when listed), and the same prompt and parameters where the listing shows
-    them; absent facts do not disqualify.
+    (when listed and `window` is given; None skips the check for servers whose
+    clock cannot be compared with ours), and the same prompt and parameters
+    where the listing shows them; absent facts do not disqualify.
     """
     if cand.model is not None and cand.model != lost.model:
         return False
-    if cand.submitted_at is not None and abs(cand.submitted_at - lost.submitted_at) > window:
+    if window is not None and cand.submitted_at is not None and abs(cand.submitted_at - lost.submitted_at) > window:
         return False
     body_input = lost.body.get("input") or {}
     if cand.prompt is not None and cand.prompt != body_input.get("prompt", cand.prompt):
@@ -212,32 +213,31 @@ def request_matches(lost: LostCreate, cand: Candidate, *, window: float) -> bool
 def match_lost_creates(
     lost: Iterable[LostCreate],
     candidates: Iterable[Candidate],
-    known_task_ids: set[str],
+    known_task_ids: Collection[str],
     *,
-    window: float,
+    window: float | None,
 ) -> dict[str, str]:
     """Job name -> task id for every lost create that a listed task can be adopted for.
 
-    Tasks already in the journal are never adopted. A job whose candidates are
-    exactly one task adopts it; when several tasks fit several jobs with the same
-    request, each job takes the unclaimed task nearest its submit time (so no
-    two jobs ever share a task). A job without candidates is left out.
+    Tasks already in the journal are never adopted, and no task is given to two
+    jobs. Lost creates are served in the order they were sent, each taking the
+    earliest unclaimed task that fits it, so that identical requests sent one
+    after the other adopt their tasks in the same order (this holds whatever
+    the offset or speed of the server's clock). A job that no task fits is
+    left out.
     """
-    free = [c for c in candidates if c.task_id not in known_task_ids]
-    pairs: list[tuple[float, str, str]] = []
-    for job in lost:
-        for cand in free:
-            if request_matches(job, cand, window=window):
-                distance = abs((cand.submitted_at if cand.submitted_at is not None else job.submitted_at) - job.submitted_at)
-                pairs.append((distance, job.name, cand.task_id))
-    pairs.sort()
+    free = sorted(
+        (c for c in candidates if c.task_id not in known_task_ids),
+        key=lambda c: (c.submitted_at is None, c.submitted_at or 0.0, c.task_id),
+    )
     adopted: dict[str, str] = {}
     taken: set[str] = set()
-    for _, name, task_id in pairs:
-        if name in adopted or task_id in taken:
-            continue
-        adopted[name] = task_id
-        taken.add(task_id)
+    for job in sorted(lost, key=lambda j: (j.submitted_at, j.name)):
+        for cand in free:
+            if cand.task_id not in taken and request_matches(job, cand, window=window):
+                adopted[job.name] = cand.task_id
+                taken.add(cand.task_id)
+                break
     return adopted
 
 
