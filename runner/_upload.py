@@ -58,8 +58,10 @@ class _UploadJournal(Protocol):
 
 
 class _Job(Protocol):
-    body: Mapping[str, Any]
-    local_media: Mapping[str, Path]
+    @property
+    def body(self) -> Mapping[str, Any]: ...
+    @property
+    def local_media(self) -> Mapping[str, Path]: ...
 
 
 # --- pure decisions -----------------------------------------------------------
@@ -147,7 +149,7 @@ class Uploader:
         # (path, size, mtime_ns) -> sha256: a file shared by thousands of jobs is hashed once
         self._hashes: dict[tuple[str, int, int], str] = {}
         self._hashing: dict[tuple[str, int, int], asyncio.Future[str]] = {}
-        #: bytes actually sent, for the run summary
+        #: files actually sent to storage, for the run summary
         self.uploaded = 0
         #: local media resolved from an earlier or a concurrent upload
         self.reused = 0
@@ -157,19 +159,21 @@ class Uploader:
         the create request needs ``X-DashScope-OssResourceResolve: enable``.
 
         The job's files are uploaded concurrently. Raises RequestRejected
-        (code ``LocalFile``) for an unreadable file, and the client's ApiError once retries are exhausted.
+        (code ``LocalFile``) for an unreadable file, and the client's ApiError
+        once retries are exhausted.
         """
-        model = str(job.body["model"])
+        source = job.body  # may be built on each access: read it once
+        model = str(source["model"])
         items = list(job.local_media.items())
         if not items:
-            return copy.deepcopy(dict(job.body)), needs_oss_resolve(job.body)
+            return copy.deepcopy(dict(source)), needs_oss_resolve(source)
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._url_for(Path(path), model)) for _, path in items]
         except BaseExceptionGroup as failed:
             # the engine handles one ApiError per job, not a group of them
             raise failed.exceptions[0]  # noqa: B904 - the group adds nothing but nesting
-        body = replace_media(job.body, {field: task.result() for (field, _), task in zip(items, tasks)})
+        body = replace_media(source, {field: task.result() for (field, _), task in zip(items, tasks)})
         return body, needs_oss_resolve(body)
 
     async def _shared(self, table: dict[Any, asyncio.Future[Any]], key: Any, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
