@@ -670,14 +670,15 @@ class Simulator:
         response.content_length = len(body)  # the full length, even when about to truncate
         self._log(kind, request, status, task_id)
         send = body[: len(body) // 2] if truncate else body
-        chunk = 16 * 1024
+        # a slow download trickles about ten pieces a second, each waiting its share before it goes
+        chunk = max(512, int(faults.slow_bytes_per_second / 10)) if slow else 64 * 1024
         try:
             await response.prepare(request)
             for offset in range(0, len(send), chunk):
                 piece = send[offset:offset + chunk]
-                await response.write(piece)
                 if slow:
                     await asyncio.sleep(len(piece) / faults.slow_bytes_per_second)
+                await response.write(piece)
             if truncate:
                 if request.transport is not None:
                     request.transport.close()
