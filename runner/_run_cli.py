@@ -95,7 +95,8 @@ async def _api(args: argparse.Namespace, manifest: Any, key: str | None) -> Asyn
         yield sim.base_url, throwaway, SIM_TIME_SCALE
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, on_first: Callable[[], None]) -> None:
+def _install_signals(loop: asyncio.AbstractEventLoop, on_first: Callable[[], None]) -> Callable[[], None]:
+    """SIGINT/SIGTERM: the first stops the run cleanly, a second exits at once. Returns the undo."""
     state = {"seen": 0}
 
     def handler(signum: int) -> None:
@@ -105,9 +106,17 @@ def _install_signals(loop: asyncio.AbstractEventLoop, on_first: Callable[[], Non
         print(f"\n{signal.Signals(signum).name}: stopping; a second one exits at once", file=sys.stderr)
         on_first()
 
+    installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, handler, sig)
+            installed.append(sig)
+
+    def undo() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    return undo
 
 
 async def _run(args: argparse.Namespace, manifest: Any, key: str | None) -> int:
@@ -148,7 +157,7 @@ async def _run(args: argparse.Namespace, manifest: Any, key: str | None) -> int:
                         jobs={j.name: j for j in manifest.jobs}, uploader=_uploader(client, journal, options),
                         verify=_verifier(), runlog=runlog, on_job_end=job_ended,
                     )
-                    _install_signals(asyncio.get_running_loop(), engine.stop)
+                    undo_signals = _install_signals(asyncio.get_running_loop(), engine.stop)
                     progress = Progress(
                         lambda: Snapshot(journal.counts(plan=run_id),
                                          [(f.name, f"{f.code}: {f.message}" if f.code else f.message)
@@ -159,6 +168,7 @@ async def _run(args: argparse.Namespace, manifest: Any, key: str | None) -> int:
                     try:
                         result = await engine.run()
                     finally:
+                        undo_signals()
                         shown.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await shown
