@@ -117,8 +117,9 @@ async def test_local_path_media_is_refused(simulator, http):
 
 
 async def test_sdk_extend_prompt_flag_and_nulls_are_ignored(simulator, http):
-    """The SDK's input.extend_prompt and null values do not make a body invalid."""
-    body = {"model": "happyhorse-1.0-t2v", "input": {"prompt": "p", "extend_prompt": True, "negative_prompt": None},
+    """The SDK's input.extend_prompt and input.function, and null values, do not make a body invalid."""
+    body = {"model": "happyhorse-1.0-t2v", "input": {"prompt": "p", "extend_prompt": True, "function": "video-synthesis",
+                                                     "negative_prompt": None},
             "parameters": {"seed": None}}
     status, _ = await create(http, simulator, body)
     assert status == 200

@@ -54,8 +54,8 @@ CREATE_PATH = f"{API}/services/aigc/video-generation/video-synthesis"
 UPLOAD_PATH = "/oss-upload"
 DOWNLOAD_PREFIX = "/oss/"
 ACCESS_KEY_ID = "LTAI5tSimulatorKey"
-#: the SDK always sends this deprecated input flag; the service ignores it
-IGNORED_INPUT = ("extend_prompt",)
+#: input keys the SDK always sends (a deprecated flag, its function name); the service ignores them
+IGNORED_INPUT = ("extend_prompt", "function")
 RATE_MESSAGE = "Requests rate limit exceeded, please try again later."
 INTERNAL_MESSAGE = "An internal error has occured, please try again later or contact service support."
 #: where each model row's output ratio is read from: (media type, is a video), first present wins
