@@ -10,7 +10,6 @@ import signal
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from runner._errors import UsageError

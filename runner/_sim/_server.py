@@ -26,7 +26,7 @@ import secrets
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -590,15 +590,17 @@ class Simulator:
                                  "The request signature we calculated does not match the signature you provided.")
             return self._reply(kind, request, refusal)
         if not key.startswith(upload_dir + "/") or key == upload_dir + "/":
-            refusal = _oss_error(403, "AccessDenied",
-                                 f'Invalid according to Policy: Policy Condition failed: ["starts-with", "$key", "{upload_dir}"]')
+            condition = f'["starts-with", "$key", "{upload_dir}"]'
+            refusal = _oss_error(403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: {condition}")
             return self._reply(kind, request, refusal)
         upload = form.get("file")
         if not isinstance(upload, web.FileField):
-            refusal = _oss_error(400, "InvalidArgument", "The body of your POST request is not well-formed multipart/form-data.")
+            message = "The body of your POST request is not well-formed multipart/form-data."
+            refusal = _oss_error(400, "InvalidArgument", message)
             return self._reply(kind, request, refusal)
         if key in self._objects and str(form.get("x-oss-forbid-overwrite", "false")).lower() == "true":
-            refusal = _oss_error(409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
+            message = "The object you specified already exists and can not be overwritten."
+            refusal = _oss_error(409, "FileAlreadyExists", message)
             return self._reply(kind, request, refusal)
         data = upload.file.read()
         content_type = str(form.get("x-oss-content-type") or upload.content_type or "application/octet-stream")
@@ -662,7 +664,8 @@ class Simulator:
             headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
         body = data[start:stop]
         if request.method == "HEAD":
-            return self._reply(kind, request, web.Response(status=status, body=body, content_type="video/mp4", headers=headers), task_id)
+            head = web.Response(status=status, body=body, content_type="video/mp4", headers=headers)
+            return self._reply(kind, request, head, task_id)  # aiohttp sends the headers only
         truncate = roll(seed, "truncate", n, faults.truncate_rate)
         slow = roll(seed, "slow", n, faults.slow_rate)
         response = web.StreamResponse(status=status, headers=headers)
