@@ -77,10 +77,11 @@ def test_status_without_journal_exits_2(tmp_path, capsys):
 
 async def test_cancel_cancels_pending_tasks(tmp_path):
     """cancel cancels the campaign's PENDING tasks; a task already running is reported, not cancelled."""
-    async with Simulator(SimConfig(api_key=KEY, concurrency=1, time_scale=0.01)) as sim:
+    async with Simulator(SimConfig(api_key=KEY, concurrency=1, time_scale=0.001)) as sim:
         async with DashScopeClient(sim.base_url, KEY) as client:
             body = {"model": "happyhorse-1.0-t2v", "input": {"prompt": "x"}, "parameters": {}}
             ids = [(await client.create(body)).task_id for _ in range(3)]
+            sim.clock.advance(1.0)
             assert (await client.query(ids[0])).status == "RUNNING"  # the one generation slot is taken
             code = await _cancel(sim.base_url, KEY, [(f"j{i}", t) for i, t in enumerate(ids)])
             statuses = [(await client.query(t)).status for t in ids]
