@@ -281,3 +281,11 @@ async def test_video_edit_of_a_remote_url_assumes_the_configured_length(start_si
             "input": {"prompt": "p", "media": [{"type": "video", "url": "https://e.com/in.mp4"}]}}
     used = (await finished(http, sim, body))["usage"]
     assert (used["duration"], used["input_video_duration"], used["ratio"]) == (7, 7, "16:9")
+
+
+async def test_wan_first_clip_output_follows_the_clip_ratio(frozen, http):
+    """wan2.7-i2v continuing an uploaded 320x240 clip reports 4:3 and keeps the requested duration."""
+    url = await upload(http, frozen, ASSETS / "continue.mp4", "wan2.7-i2v")
+    body = {"model": "wan2.7-i2v", "input": {"media": [{"type": "first_clip", "url": url}]}, "parameters": {"duration": 4}}
+    used = (await finished(http, frozen, body, {**CREATE, "X-DashScope-OssResourceResolve": "enable"}))["usage"]
+    assert (used["ratio"], used["duration"], used["input_video_duration"]) == ("4:3", 4, 0)
