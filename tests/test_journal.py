@@ -293,3 +293,10 @@ def test_exit_code_for():
     assert exit_code_for({"done": 3, "failed": 1}, account_error=False, interrupted=False) == 1
     assert exit_code_for({"done": 3, "new": 1}, account_error=True, interrupted=False) == 5
     assert exit_code_for({"done": 3}, account_error=True, interrupted=True) == 3
+
+
+def test_match_without_time_window_follows_send_order():
+    """With a server clock that cannot be compared, identical lost creates adopt tasks in the order they were sent."""
+    cands = [Candidate("second", None, 9000.0, None), Candidate("first", None, 5000.0, None)]
+    got = match_lost_creates([lost("b", 110.0), lost("a", 100.0)], cands, set(), window=None)
+    assert got == {"a": "first", "b": "second"}
