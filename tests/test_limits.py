@@ -1,0 +1,178 @@
+"""AdaptiveLimiter: even spacing, no burst at start, slow-down on 429, gradual recovery.
+
+The event loop runs on virtual time (the loop's clock jumps to the next timer
+instead of waiting), the technique aiolimiter's own tests and aiotools use, so
+these tests take milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import pytest_asyncio
+
+from runner._limits import AdaptiveLimiter
+
+
+class VirtualTime:
+    """Makes the running loop's clock virtual: idle waits advance it instantly."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.now = 0.0
+        self._loop = loop
+        self._select = loop._selector.select  # type: ignore[attr-defined]
+        loop.time = self.time  # type: ignore[method-assign]
+        loop._selector.select = self._virtual_select  # type: ignore[attr-defined]
+
+    def time(self) -> float:
+        return self.now
+
+    def _virtual_select(self, timeout=None):
+        # Always tick a little: a leaky bucket can be a float rounding error short of
+        # capacity when its timer fires, and real clocks always move on.
+        self.now += timeout if timeout else 1e-9
+        return self._select(0)
+
+    def restore(self) -> None:
+        del self._loop.time
+        self._loop._selector.select = self._select  # type: ignore[attr-defined]
+
+
+@pytest_asyncio.fixture
+async def vt():
+    clock = VirtualTime(asyncio.get_running_loop())
+    yield clock
+    clock.restore()
+
+
+async def grant_times(limiter: AdaptiveLimiter, vt: VirtualTime, n: int) -> list[float]:
+    """Start n tasks at once; return when each was let through."""
+    times: list[float] = []
+
+    async def one():
+        async with limiter:
+            times.append(round(vt.now, 6))
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(n):
+            tg.create_task(one())
+    return sorted(times)
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [round(b - a, 6) for a, b in zip(times, times[1:])]
+
+
+async def test_requests_are_evenly_spaced_with_no_burst_at_start(vt):
+    """Ten tasks at 5 rps: the first goes at once, then one every 0.2 s, never two together."""
+    limiter = AdaptiveLimiter(5)
+    times = await grant_times(limiter, vt, 10)
+    assert times[0] == 0.0
+    assert gaps(times) == [0.2] * 9
+
+
+async def test_throttled_halves_the_rate_and_widens_the_spacing(vt):
+    """After a 429 the rate halves, and requests queued afterwards go out twice as far apart."""
+    limiter = AdaptiveLimiter(10)
+    await grant_times(limiter, vt, 3)
+    limiter.throttled(None)
+    assert limiter.rate == 5
+    times = await grant_times(limiter, vt, 5)
+    assert gaps(times) == [0.2] * 4
+
+
+async def test_throttle_applies_to_tasks_already_waiting(vt):
+    """Tasks queued before the 429 also slow down: none goes out faster than the new rate."""
+    limiter = AdaptiveLimiter(10)
+    times: list[float] = []
+
+    async def one():
+        async with limiter:
+            times.append(vt.now)
+
+    async def throttle_after_first():
+        while not times:
+            await asyncio.sleep(0)
+        limiter.throttled(None)
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(6):
+            tg.create_task(one())
+        tg.create_task(throttle_after_first())
+    assert min(gaps(sorted(times))) >= 0.2 - 1e-9
+
+
+async def test_retry_after_holds_every_request_until_then(vt):
+    """throttled(retry_after=3) lets nobody through for three seconds."""
+    limiter = AdaptiveLimiter(10)
+    await grant_times(limiter, vt, 1)
+    start = vt.now
+    limiter.throttled(3.0)
+    times = await grant_times(limiter, vt, 3)
+    assert times[0] >= round(start + 3.0, 6)
+    assert gaps(times) == [0.2, 0.2]
+
+
+async def test_rate_never_falls_below_the_floor(vt):
+    """Repeated 429s, a second or more apart, stop halving at the floor."""
+    limiter = AdaptiveLimiter(4, floor=0.5)
+    for _ in range(10):
+        limiter.throttled(None)
+        vt.now += 1.5
+    assert limiter.rate == 0.5
+
+
+async def test_a_burst_of_refusals_halves_only_once(vt):
+    """Several 429s arriving together (one per request in flight) count as one slow-down."""
+    limiter = AdaptiveLimiter(16)
+    for _ in range(5):
+        limiter.throttled(None)
+    assert limiter.rate == 8
+
+
+async def test_succeeded_recovers_gradually_to_the_configured_rate(vt):
+    """Success adds a tenth of the configured rate back per recovery interval, up to the configured rate."""
+    limiter = AdaptiveLimiter(10, recover_after=5.0)
+    limiter.throttled(None)
+    assert limiter.rate == 5
+    limiter.succeeded()
+    assert limiter.rate == 5, "no recovery before the interval has passed"
+    seen = []
+    for _ in range(8):
+        vt.now += 5.0
+        limiter.succeeded()
+        seen.append(limiter.rate)
+    assert seen == [6, 7, 8, 9, 10, 10, 10, 10]
+    assert limiter.configured_rate == 10
+
+
+async def test_recovered_rate_spaces_requests_again(vt):
+    """Once recovered, requests are spaced by the configured rate again."""
+    limiter = AdaptiveLimiter(10, recover_after=1.0)
+    limiter.throttled(None)
+    for _ in range(5):
+        vt.now += 1.5
+        limiter.succeeded()
+    assert limiter.rate == 10
+    times = await grant_times(limiter, vt, 4)
+    assert gaps(times) == [0.1] * 3
+
+
+def test_limiter_rejects_nonsense_rates():
+    """A rate of zero or less is a configuration bug."""
+    with pytest.raises(ValueError):
+        AdaptiveLimiter(0)
+    with pytest.raises(ValueError):
+        AdaptiveLimiter(5, floor=0)
+
+
+def test_injected_clock_is_used_outside_a_loop():
+    """With an injected clock, throttle bookkeeping works without a running loop."""
+    now = [100.0]
+    limiter = AdaptiveLimiter(8, clock=lambda: now[0], recover_after=2.0)
+    limiter.throttled(None)
+    assert limiter.rate == 4
+    now[0] += 2.0
+    limiter.succeeded()
+    assert limiter.rate == pytest.approx(4.8)
