@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
@@ -82,6 +82,8 @@ ACCOUNT_CODES = frozenset(
 )
 
 REDACTED = "***"
+#: the zone DashScope reads list filter times in (Beijing)
+SERVICE_TZ = timezone(timedelta(hours=8))
 _BODY_TEXT_LIMIT = 4096
 _CHUNK = 1 << 16
 _CREATE_PATH = ("services", "aigc", "video-generation", "video-synthesis")
@@ -288,6 +290,12 @@ def _upload_policy(payload: Any) -> UploadPolicy:
         ) from None
 
 
+def _service_time(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(SERVICE_TZ)
+    return moment.strftime("%Y%m%d%H%M%S")
+
+
 def _int_or_none(value: Any) -> int | None:
     try:
         return int(value)
@@ -438,11 +446,12 @@ class DashScopeClient:
     ) -> tuple[list[TaskInfo], int]:
         """One page of the account's tasks created between the two times: ``(tasks, total)``.
 
-        Times are sent as the server expects them, ``YYYYMMDDhhmmss``.
+        Times are sent as the server expects them, ``YYYYMMDDhhmmss`` in Beijing time:
+        aware datetimes are converted, naive ones are taken to be Beijing time already.
         """
         params: dict[str, str] = {
-            "start_time": start_time.strftime("%Y%m%d%H%M%S"),
-            "end_time": end_time.strftime("%Y%m%d%H%M%S"),
+            "start_time": _service_time(start_time),
+            "end_time": _service_time(end_time),
             "page_no": str(page_no),
             "page_size": str(page_size),
         }

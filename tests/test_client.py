@@ -6,7 +6,7 @@ import asyncio
 import json
 import socket
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
 from aiohttp import web
@@ -185,6 +185,18 @@ async def test_throttled_carries_retry_after_from_the_header():
             with pytest.raises(Throttled) as info:
                 await client.create(BODY)
     assert info.value.retry_after == 3.0
+
+
+async def test_list_tasks_converts_aware_times_to_beijing_time():
+    """An aware UTC datetime is sent as the same instant in UTC+8."""
+    answer = {"request_id": "r", "data": [], "total": 0}
+    async with serve(web.get("/api/v1/tasks", json_answer(200, answer))) as (base, seen):
+        async with DashScopeClient(base, KEY) as client:
+            tasks, total = await client.list_tasks(
+                start_time=datetime(2026, 1, 2, 20, 0, 0, tzinfo=timezone.utc),
+                end_time=datetime(2026, 1, 2, 21, 30, 0, tzinfo=timezone.utc))
+    assert (tasks, total) == ([], 0)
+    assert (seen[0]["query"]["start_time"], seen[0]["query"]["end_time"]) == ("20260103040000", "20260103053000")
 
 
 def test_retry_after_may_be_an_http_date_or_missing():
