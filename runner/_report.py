@@ -145,9 +145,9 @@ def write_run_reports(runs_dir: Path, summary: RunSummary, rows: Iterable[JobRow
     return json_path, csv_path
 
 
-def counts_table(counts: Mapping[str, int], title: str | None = None) -> Table:
+def counts_table(counts: Mapping[str, int]) -> Table:
     """A two-column table of jobs per state, in life-cycle order, with a total."""
-    table = Table(title=title, show_edge=False)
+    table = Table(show_edge=False)
     table.add_column("state")
     table.add_column("jobs", justify="right")
     for state in STATE_ORDER:
@@ -159,7 +159,7 @@ def counts_table(counts: Mapping[str, int], title: str | None = None) -> Table:
 
 def failures_table(rows: Iterable[JobRow], limit: int = 20) -> Table | None:
     """A table of jobs that did not end done (first `limit`), or None when there are none."""
-    table = Table(title="not done", show_edge=False)
+    table = Table(title="jobs not done", title_justify="left", show_edge=False)
     for col in ("job", "state", "task", "why"):
         table.add_column(col, overflow="fold")
     shown = extra = 0
@@ -181,7 +181,8 @@ def failures_table(rows: Iterable[JobRow], limit: int = 20) -> Table | None:
 
 def print_summary(console: Console, summary: RunSummary, rows: Iterable[JobRow], paths: tuple[Path, Path]) -> None:
     """The end-of-run summary: counts per state, the jobs not done, where the reports are."""
-    console.print(counts_table(summary.counts, title=f"run {summary.run_id} ({summary.campaign})"))
+    console.print(f"run {summary.run_id} of campaign {summary.campaign}", style="bold", highlight=False)
+    console.print(counts_table(summary.counts))
     table = failures_table(rows)
     if table is not None:
         console.print(table)
