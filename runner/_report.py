@@ -181,9 +181,9 @@ def failures_table(rows: Iterable[JobRow], limit: int = 20) -> Table | None:
 
 def print_summary(console: Console, summary: RunSummary, rows: Iterable[JobRow], paths: tuple[Path, Path]) -> None:
     """The end-of-run summary: counts per state, the jobs not done, where the reports are."""
-    console.print(f"run {summary.run_id} of campaign {summary.campaign}", style="bold", highlight=False)
+    console.print(f"run {summary.run_id} of campaign {summary.campaign}", style="bold", highlight=False, soft_wrap=True)
     console.print(counts_table(summary.counts))
     table = failures_table(rows)
     if table is not None:
         console.print(table)
-    console.print(f"summary: {paths[0]}\nresults: {paths[1]}")
+    console.print(f"summary: {paths[0]}\nresults: {paths[1]}", highlight=False, soft_wrap=True)

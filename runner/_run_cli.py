@@ -237,7 +237,7 @@ def main_status(args: argparse.Namespace) -> int:
         title = f"{output_dir}" + (" (a run is in progress)" if held else "")
         if last:
             title += f" - last run {last['run_id']}" + (f", exit {last['exit_code']}" if last["exit_code"] is not None else "")
-        console.print(title, style="bold", highlight=False)
+        console.print(title, style="bold", highlight=False, soft_wrap=True)
         console.print(counts_table(journal.counts()))
         table = Table(show_edge=False)
         for col in ("job", "state", "task", "attempts", "error"):
