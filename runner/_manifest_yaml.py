@@ -27,6 +27,9 @@ _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _TAG = "tag:yaml.org,2002:"
 
+#: most values that aliases (`*name`) may add to a document; stops "billion laughs"
+MAX_ALIASED_VALUES = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
@@ -136,25 +139,38 @@ class _Composer:
         self.flattener = SafeConstructor()
         # an alias refers to the same node: convert it once, so a "billion laughs"
         # document stays as small in memory as it is on disk
-        self.done: dict[int, tuple[Any, Pos]] = {}
+        self.done: dict[int, tuple[Any, Pos, int]] = {}
+        self.aliased = 0
+        #: set by a problem that makes the data meaningless (a forbidden tag)
+        self.fatal = False
 
     def convert(self, node: Node, where: Where) -> tuple[Any, Pos]:
         memo = self.done.get(id(node))
         if memo is not None:
+            self.aliased += memo[2]
+            if self.aliased > MAX_ALIASED_VALUES and not self.fatal:
+                self.fatal = True
+                self.issues.append(
+                    Issue.at(where, f"the value anchored here is repeated by aliases (*name) into more than {MAX_ALIASED_VALUES} values")
+                )
             return memo[0], Pos(where, memo[1].children)
         if isinstance(node, ScalarNode):
-            result = self.scalar(node), Pos(where)
+            value, pos = self.scalar(node), Pos(where)
+            size = 1
         elif isinstance(node, SequenceNode):
-            result = self.sequence(node, where)
+            value, pos = self.sequence(node, where)
+            size = 1 + sum(self.done[id(item)][2] for item in node.value)
         elif isinstance(node, MappingNode):
-            result = self.mapping(node, where)
+            value, pos = self.mapping(node, where)
+            size = 1 + sum(self.done[id(item)][2] for _, item in node.value if id(item) in self.done)
         else:  # pragma: no cover - yaml has no other node kinds
-            result = None, Pos(where)
-        self.done[id(node)] = result
-        return result
+            value, pos, size = None, Pos(where), 1
+        self.done[id(node)] = (value, pos, size)
+        return value, pos
 
     def bad_tag(self, node: Node) -> None:
         tag = node.tag.replace(_TAG, "!!")
+        self.fatal = True
         self.issues.append(
             Issue.at(
                 _where(self.source, node),
@@ -234,7 +250,7 @@ def compose(text: str, source: Source) -> tuple[Any, Pos, list[Issue]]:
     """Plain data, positions and issues for a YAML document.
 
     A malformed document yields (None, Pos at its start, [one issue at the
-    error's line]). An empty one yields (None, ...) with no issue: the caller
+    error's line]); so does one with a forbidden tag (one issue per tag). An empty one yields (None, ...) with no issue: the caller
     decides what an empty manifest means.
     """
     start = Pos(Where(source, 1, 1))
@@ -252,4 +268,6 @@ def compose(text: str, source: Source) -> tuple[Any, Pos, list[Issue]]:
         return None, start, []
     composer = _Composer(source)
     value, pos = composer.convert(node, _where(source, node))
+    if composer.fatal:
+        return None, start, composer.issues
     return value, pos, composer.issues
