@@ -594,10 +594,13 @@ class Engine:
             if self._verify is not None and job is not None:
                 reason = await asyncio.to_thread(self._verify, got.path, job, info)
             if reason:
-                rejected = dest.with_name(f"{dest.stem}.rejected.mp4")
-                os.replace(got.path, rejected)
                 row = self._journal.get(name)
                 assert row is not None
+                # kept for inspection, never under the final name; the attempt counts toward max_attempts
+                rejected = self._videos / "rejected" / f"{dest.stem}.attempt-{row.attempts}.mp4"
+                rejected.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(got.path, rejected)
+                self._log.event(name, event="rejected", path=str(rejected), reason=reason)
                 self._task_failed(row, VERIFICATION_FAILED, f"the video did not verify: {reason}")
                 return
             self._journal.transition(

@@ -68,6 +68,8 @@ RETRYABLE_TASK_CODES: tuple[str, ...] = (
     "SystemError",
     "Timeout",
     "RequestTimeOut",
+    # a saved video that failed verification (see runner._verify): a new task may get it right
+    "VerificationFailed",
 )
 
 

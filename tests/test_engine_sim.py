@@ -251,3 +251,18 @@ async def test_expired_task_fails_unless_recreate_expired(tmp_path):
         manifest = write_manifest(tmp_path, sim.base_url, t2v_jobs(1))
         assert await run(manifest, out, "--recreate-expired") == 0
         assert sim.count("create") == 1
+
+
+async def test_video_failing_verification_is_kept_aside_and_counts_as_an_attempt(tmp_path):
+    """A wrong-length video never lands under its final name; each one costs an attempt, up to max_attempts."""
+    async with Simulator(sim_config(faults=Faults(wrong_duration_rate=1.0))) as sim:
+        path = write_manifest(tmp_path, sim.base_url, t2v_jobs(1), max_attempts=2)
+        code = await run(path, tmp_path / "out")
+        assert sim.count("create") == 2
+    assert code == 1
+    row = journal_rows(tmp_path / "out")["job-0"]
+    assert (row.state, row.error_code, row.attempts) == ("failed", "VerificationFailed", 2)
+    assert "too long" in row.error_message
+    videos = tmp_path / "out" / "videos"
+    assert not (videos / "job-0.mp4").exists()
+    assert sorted(p.name for p in (videos / "rejected").iterdir()) == ["job-0.attempt-1.mp4", "job-0.attempt-2.mp4"]
