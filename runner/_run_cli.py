@@ -54,12 +54,19 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
                              "(default 60, under --simulate 2)")
     parser.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS",
                         help="seconds between two polls of one task, overriding the manifest's")
+    parser.add_argument("--check-urls", action="store_true",
+                        help="before submitting, check remote media URLs: reachable, right type, not too big")
 
 
 def main_run(args: argparse.Namespace) -> int:
     from ._manifest import load_manifest
 
     manifest = load_manifest(args.manifest)
+    if args.check_urls:
+        from ._validate_cli import remote_media_ok
+
+        if not remote_media_ok(manifest):
+            return UsageError.exit_code
     key = None if args.simulate else load_api_key()
     if not args.simulate and not key:
         raise UsageError(HOW_TO_SET)

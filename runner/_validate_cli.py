@@ -102,19 +102,24 @@ def print_issues(error: ManifestError, out: TextIO) -> None:
     out.write(f"{len(issues)} issue{'s' if len(issues) != 1 else ''} found; nothing was sent\n")
 
 
+def remote_media_ok(manifest: Manifest) -> bool:
+    """Check every remote media URL of the manifest (`--check-urls`); print the problems to stderr."""
+    problems = asyncio.run(check_remote_media(manifest.jobs))
+    for line in problems:
+        sys.stderr.write(f"{line}\n")
+    if problems:
+        sys.stderr.write(f"{len(problems)} remote media problem{'s' if len(problems) != 1 else ''}; nothing was sent\n")
+    return not problems
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         manifest = load_manifest(args.manifest, check_media=args.check_media)
     except ManifestError as exc:
         print_issues(exc, sys.stderr)
         return exc.exit_code
-    if args.check_urls:
-        problems = asyncio.run(check_remote_media(manifest.jobs))
-        for line in problems:
-            sys.stderr.write(f"{line}\n")
-        if problems:
-            sys.stderr.write(f"{len(problems)} remote media problem{'s' if len(problems) != 1 else ''}; nothing was sent\n")
-            return ManifestError.exit_code
+    if args.check_urls and not remote_media_ok(manifest):
+        return ManifestError.exit_code
     if args.json:
         sys.stdout.write(json.dumps(plan(manifest), sort_keys=True) + "\n")
     else:

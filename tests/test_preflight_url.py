@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 from collections import Counter
@@ -197,3 +198,21 @@ async def test_validate_check_urls_flag_reports_bad_remote_media(server, tmp_pat
     code, err = await validate("--check-urls")
     assert code == 2
     assert "job remote: first_frame: URL answered HTTP 404; the file must be publicly readable" in err
+
+
+async def test_run_check_urls_stops_before_anything_is_sent(server, tmp_path) -> None:
+    """`run --check-urls` with an unreachable first frame exits 2 before a single API request."""
+    srv, _ = server
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "campaign: urls\nbase_url: http://127.0.0.1:9/api/v1\njobs:\n  - name: remote\n"
+        f"    model: happyhorse-1.0-i2v\n    first_frame: {srv.make_url('/gone.png')}\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "runner", "run", str(manifest), "--check-urls", "--output", str(tmp_path / "out"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "DASHSCOPE_API_KEY": "sk-x"},
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert "job remote: first_frame: URL answered HTTP 404" in err.decode()
+    assert not (tmp_path / "out").exists()
