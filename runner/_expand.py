@@ -99,8 +99,9 @@ class _Template:
         return self.parts[1::2]
 
     def fill(self, texts: Mapping[str, str]) -> str:
-        parts = self.parts
-        return "".join(part if i % 2 == 0 else texts[part] for i, part in enumerate(parts))
+        parts = self.parts[:]
+        parts[1::2] = [texts[name] for name in parts[1::2]]
+        return "".join(parts)
 
 
 def expand_matrix(
@@ -175,29 +176,33 @@ def expand_matrix(
 
     variables = list(matrix)
     mentioned = set(name_template.names()) if name_template is not None else set()
-    suffix_vars = [v for v in variables if len(matrix[v]) > 1 and v not in mentioned]
-    setters = [v for v in variables if v in field_vars]
-    value_pos = {v: matrix_pos.child(v) for v in setters}
+    suffix_at = [n for n, v in enumerate(variables) if len(matrix[v]) > 1 and v not in mentioned]
+    setter_at = [(n, v) for n, v in enumerate(variables) if v in field_vars]
+    # everything that depends on one variable's value is worked out once, not once per job
+    texts = [[_text(x) for x in matrix[v]] for v in variables]
+    slugs = [[_slug(x) for x in matrix[v]] for v in variables]
+    value_pos: dict[str, list[Pos]] = {}
+    for _, var in setter_at:
+        var_pos = matrix_pos.child(var) or matrix_pos
+        value_pos[var] = [var_pos.child(i) or var_pos for i in range(len(matrix[var]))]
     for combo in itertools.product(*(range(len(matrix[v])) for v in variables)):
-        values = {v: matrix[v][i] for v, i in zip(variables, combo)}
-        texts = {v: _text(x) for v, x in values.items()}
+        filled = {v: texts[n][i] for n, (v, i) in enumerate(zip(variables, combo))}
         fields = dict(base)
         for key, template in templates.items():
-            fields[key] = template.fill(texts)
+            fields[key] = template.fill(filled)
         for key, items in list_templates.items():
-            fields[key] = [t.fill(texts) if t is not None else v for t, v in zip(items, base[key])]
-        for var in setters:
-            fields[var] = values[var]
+            fields[key] = [t.fill(filled) if t is not None else v for t, v in zip(items, base[key])]
+        for n, var in setter_at:
+            fields[var] = matrix[var][combo[n]]
         job_name: str | None = None
         if name_template is not None:
-            job_name = name_template.fill(texts)
-            if suffix_vars:
-                job_name += "-" + "-".join(_slug(values[v]) for v in suffix_vars)
-        matrix_layer = Pos(
-            where,
-            {v: pos.child(i) or pos for v, i in zip(variables, combo) if (pos := value_pos.get(v)) is not None},
-        )
-        yield RawJob(job_name, fields, where, (matrix_layer, *layers), inherited)
+            job_name = name_template.fill(filled)
+            if suffix_at:
+                job_name += "-" + "-".join(slugs[n][combo[n]] for n in suffix_at)
+        job_layers = layers
+        if setter_at:
+            job_layers = (Pos(where, {var: value_pos[var][combo[n]] for n, var in setter_at}), *layers)
+        yield RawJob(job_name, fields, where, job_layers, inherited)
 
 
 def _unknown(template: _Template, matrix: Mapping[str, Any], where: Where, what: str, issues: list[Issue], label: str) -> bool:

@@ -285,6 +285,14 @@ def _video_seconds(path: Path) -> float | None:
 
 # --- the loader --------------------------------------------------------------
 
+#: stands for "the file does not exist" among pre-flight sentences
+_MISSING = "<missing>"
+
+
+def _has_media(fields: Mapping[str, Any]) -> bool:
+    return any(field in fields for field in MEDIA_FIELDS)
+
+
 class _Loader:
     """One load of one manifest: its sources, the issues found so far, and caches."""
 
@@ -293,7 +301,7 @@ class _Loader:
         self.check_media = check_media
         self.issues: list[Issue] = []
         self.sources = 0
-        self.exists: dict[Path, bool] = {}
+        self.resolved: dict[tuple[Path, str], Path] = {}
         self.media_checked: dict[tuple[Path, str, str], list[str]] = {}
 
     def source(self, display: str, folder: Path) -> Source:
@@ -477,7 +485,7 @@ class _Loader:
         fields = raw.fields
         model = fields.get("model")
         name = raw.name
-        ok = True
+        before = len(self.issues)
         label = name if isinstance(name, str) else None
         model_label = model if isinstance(model, str) else None
 
@@ -486,21 +494,16 @@ class _Loader:
 
         if name is None:
             issue(raw.where, "the job has no name; every job needs a unique name")
-            ok = False
         elif not isinstance(name, str):
             issue(raw.locate(["name"]), f"name must be text, not {_json_kind(name)}", "name")
-            ok = False
+        elif name in seen:
+            first = seen[name]
+            issue(raw.locate(["name"]), f"duplicate job name {name!r} (first used at {first.source.display}:{first.line})", "name")
         else:
             problem = name_problem(name)
             if problem:
                 issue(raw.locate(["name"]), f"job name {name!r} {problem}", "name")
-                ok = False
-            elif name in seen:
-                first = seen[name]
-                issue(raw.locate(["name"]), f"duplicate job name {name!r} (first used at {first.source.display}:{first.line})", "name")
-                ok = False
-            else:
-                seen[name] = raw.locate(["name"])
+            seen[name] = raw.where
 
         if model is None:
             issue(raw.where, f"model is missing: give it in the job or in defaults (one of {', '.join(MODEL_IDS)})", "model")
@@ -512,23 +515,19 @@ class _Loader:
             _drop_unsupported_defaults(fields, raw.from_defaults, model)
         for parts, sentence in checker(model).problems(fields):
             issue(raw.locate(parts), sentence, _path_text(parts))
-            ok = False
 
-        local_media = self.media(raw, model, issue)
-        if local_media is None:
-            ok = False
-        if not ok or self.issues:
-            return None  # no need to build jobs that will not be returned
-        assert isinstance(name, str) and local_media is not None
+        local_media = self.media(raw, model, issue) if _has_media(fields) else {}
+        if self.issues:
+            return None  # a manifest with issues returns no jobs: skip building them
+        assert isinstance(name, str) and local_media is not None and len(self.issues) == before
         body = build_body(fields)
         identity = json.dumps([campaign, name, body], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        key = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
         return Job(
             name=name,
             model=model,
             fields=fields,
             local_media=local_media,
-            key=key,
+            key=hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32],
             line=raw.where.line,
             billable_seconds=self.billable_seconds(model, fields, local_media),
             source=raw.where.source.display,
@@ -540,45 +539,55 @@ class _Loader:
         ok = True
         fields = raw.fields
         for field in MEDIA_FIELDS:
-            if field not in fields:
+            value = fields.get(field)
+            if value is None:
                 continue
-            value = fields[field]
-            refs: list[tuple[list[str | int], Any]]
+            refs: list[tuple[str, Any]]
             if field in LIST_MEDIA:
-                refs = [([field, i], v) for i, v in enumerate(value)] if isinstance(value, list) else []
+                refs = [(f"{field}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else []
             else:
-                refs = [([field], value)]
-            for parts, ref in refs:
+                refs = [(field, value)]
+            folder: Path | None = None
+            for index, (path_text, ref) in enumerate(refs):
                 if not isinstance(ref, str) or not ref or media_scheme(ref) is not None:
                     continue  # a URL, or a value the schema already reported
-                where = raw.locate(parts)
-                path = Path(os.path.normpath(where.source.folder / ref))
-                path_text = _path_text(parts)
+                if folder is None:
+                    folder = raw.locate([field]).source.folder  # relative to the file the field is written in
+                path = self.resolved.get((folder, ref))
+                if path is None:
+                    path = self.resolved[(folder, ref)] = Path(os.path.normpath(folder / ref))
                 found[path_text] = path
                 if not self.check_media:
                     continue
-                exists = self.exists.get(path)
-                if exists is None:
-                    exists = self.exists[path] = path.is_file()
-                if not exists:
-                    issue(where, f"{path_text} file {ref!r} does not exist (looked for {path})", path_text)
-                    ok = False
-                    continue
-                cache_key = (path, model, field)
-                sentences = self.media_checked.get(cache_key)
-                if sentences is None:
-                    limits = media_limits(model, field)
-                    sentences = _preflight.check_local_file(path, limits) if limits else []
-                    self.media_checked[cache_key] = sentences
-                for sentence in sentences:
-                    issue(where, f"{path_text} {ref!r}: {sentence}", path_text)
+                problems = self.media_problems(path, model, field)
+                if problems:
+                    where = raw.locate([field, index] if field in LIST_MEDIA else [field])
+                    for problem in problems:
+                        if problem is _MISSING:
+                            issue(where, f"{path_text} file {ref!r} does not exist (looked for {path})", path_text)
+                        else:
+                            issue(where, f"{path_text} {ref!r}: {problem}", path_text)
                     ok = False
         return found if ok else None
+
+    def media_problems(self, path: Path, model: str, field: str) -> list[str]:
+        """Why a local file does not fit `field` of `model` (`_MISSING` when it does not exist);
+        each file is checked once per model and field."""
+        cache_key = (path, model, field)
+        sentences = self.media_checked.get(cache_key)
+        if sentences is None:
+            if not path.is_file():
+                sentences = [_MISSING]
+            else:
+                limits = media_limits(model, field)
+                sentences = _preflight.check_local_file(path, limits) if limits else []
+            self.media_checked[cache_key] = sentences
+        return sentences
 
     def billable_seconds(self, model: str, fields: Mapping[str, Any], local_media: Mapping[str, Path]) -> int | None:
         row = MODEL_TABLE[model]
         if row.duration_from == "parameter":
-            duration = fields.get("duration", defaults(model).get("duration"))
+            duration = fields["duration"] if "duration" in fields else _default_duration(model)
             return duration if isinstance(duration, int) else None
         video = local_media.get("video")
         if video is None or not self.check_media:
@@ -594,6 +603,11 @@ def _drop_unsupported_defaults(fields: dict[str, Any], inherited: frozenset[str]
     for key in inherited:
         if key not in supported and key in every:
             del fields[key]
+
+
+@cache
+def _default_duration(model: str) -> Any:
+    return defaults(model).get("duration")
 
 
 @cache

@@ -26,6 +26,7 @@ from ._models import MODEL_IDS, load_schema
 ROW_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 _INT = re.compile(r"^[+-]?\d+$")
+_KEY_END = re.compile(r'"\s*:')
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
@@ -168,7 +169,10 @@ def read_jsonl(text: str, source: Source, issues: list[Issue]) -> Iterator[Row]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line, object_pairs_hook=_no_duplicates)
+            value = json.loads(line)
+            if isinstance(value, dict) and len(_KEY_END.findall(line)) > len(value):
+                # maybe a key given twice (or just '":' inside a text): parse again, checking
+                value = json.loads(line, object_pairs_hook=_no_duplicates)
         except _DuplicateKey as exc:
             found = line.find(json.dumps(exc.key), line.find(json.dumps(exc.key)) + 1)
             issues.append(Issue.at(Where(source, number, found + 1 if found >= 0 else 0), f"duplicate key '{exc.key}'"))

@@ -393,6 +393,12 @@ CASES: list[Case] = [
         {"rows.jsonl": f'{{"name": "a", "model": "{T2V}", "prompt": "p"}}\n{{"name": "b" "model": 1}}\n'},
     ),
     Case(
+        "JSONL key given twice",
+        "campaign: c\njobs:\n  - from: rows.jsonl\n",
+        ["rows.jsonl:1:16: duplicate key 'name'"],
+        {"rows.jsonl": '{"name": "a",  "name" : "b"}\n'},
+    ),
+    Case(
         "JSONL line that is a list",
         "campaign: c\njobs:\n  - from: rows.jsonl\n",
         ["rows.jsonl:1:1: each line must be a JSON object, one job per line"],

@@ -11,12 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner._manifest import load_manifest
+from runner._models import all_known_fields
 
 T2V = "happyhorse-1.0-t2v"
 _counter = itertools.count()
 
 words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=6)
-template_vars = st.lists(words.filter(lambda w: w not in {"name", "seed", "duration", "model"}), min_size=1, max_size=2, unique=True)
+#: free variable names: not a field name, which would set that field
+template_vars = st.lists(words.filter(lambda w: w not in all_known_fields() | {"model"}), min_size=1, max_size=2, unique=True)
 
 
 @st.composite
