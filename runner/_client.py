@@ -23,6 +23,7 @@ carry the key at all; upload file bytes are never logged, only name and size.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import mimetypes
@@ -557,8 +558,8 @@ class DashScopeClient:
 
         Writes ``.<name>.part`` beside `dest`, checks Content-Length, computes the
         SHA-256 on the way, fsyncs, then renames. On any failure or cancellation
-        the partial file is removed. Raises `DownloadError` for non-http(s) URLs and
-        refusals, `UrlExpired` for storage 403, `TransientError` for 5xx, 429,
+        the partial file is removed. Raises `DownloadError` for non-http(s) URLs,
+        refusals and local write failures, `UrlExpired` for storage 403, `TransientError` for 5xx, 429,
         truncated bodies and dropped connections.
         """
         scheme = URL(url).scheme
@@ -599,9 +600,12 @@ class DashScopeClient:
                 exc, asyncio.CancelledError
             ):
                 mapped = _connection_error(exc, "download")
+            elif isinstance(exc, OSError):  # our side: disk full, no permission, not a folder
+                mapped = DownloadError(f"could not write {dest}: {exc.strerror or exc}")
             error = "cancelled" if isinstance(exc, asyncio.CancelledError) else str(mapped or exc)
             # synchronous on purpose: nothing may interrupt the cleanup
-            part.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                part.unlink(missing_ok=True)
             if mapped is not None:
                 raise mapped from exc
             raise

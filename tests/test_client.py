@@ -413,3 +413,26 @@ async def test_upload_policy_answer_missing_fields_is_malformed():
         async with DashScopeClient(base, KEY) as client:
             with pytest.raises(ApiError, match="upload_host"):
                 await client.upload_policy("m")
+
+
+async def test_a_cancelled_request_is_still_logged():
+    """Cancelling a create in flight logs an Exchange marked cancelled (the task may exist) and re-raises."""
+    arrived = asyncio.Event()
+    never = asyncio.Event()
+
+    async def hang(request):
+        arrived.set()
+        await never.wait()
+        return web.Response()
+
+    exchanges: list[Exchange] = []
+    async with serve(web.post(CREATE, hang)) as (base, _):
+        async with DashScopeClient(base, KEY) as client:
+            task = asyncio.create_task(client.create(BODY, log=exchanges.append))
+            await arrived.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        never.set()
+    (ex,) = exchanges
+    assert ex.error == "cancelled" and ex.status is None and ex.request_body == BODY

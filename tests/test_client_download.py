@@ -203,3 +203,17 @@ async def test_download_replaces_an_existing_file_only_when_complete(tmp_path):
         await storage.server.close()
     assert dest.read_bytes() == b"earlier video"
     assert leftovers(tmp_path) == ["a.mp4"]
+
+
+async def test_a_destination_that_cannot_be_written_is_a_download_error(tmp_path):
+    """A local write failure (here: the folder is a file) is a DownloadError, not a bare OSError."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    storage = await start(**{"v.mp4": full})
+    try:
+        async with DashScopeClient("http://127.0.0.1:1/api/v1", KEY) as client:
+            with pytest.raises(DownloadError, match="could not write"):
+                await client.download(storage.url("/v.mp4"), blocker / "a.mp4")
+    finally:
+        await storage.server.close()
+    assert leftovers(tmp_path) == ["not-a-folder"]
