@@ -206,17 +206,24 @@ def iter_errors(fields: Mapping[str, Any]) -> Iterator[ValidationError]:
     yield from sorted(errors.iter_errors(dict(fields)), key=lambda e: [str(p) for p in e.absolute_path])
 
 
+@cache
 def known_fields(model: str) -> tuple[str, ...]:
     return tuple(load_schema(model)["properties"])
 
 
+@cache
 def all_known_fields() -> frozenset[str]:
     return frozenset(f for m in MODEL_IDS for f in known_fields(m))
 
 
+@cache
+def _defaults(model: str) -> tuple[tuple[str, Any], ...]:
+    return tuple((k, v["default"]) for k, v in load_schema(model)["properties"].items() if "default" in v)
+
+
 def defaults(model: str) -> dict[str, Any]:
-    """The schema's default for every field of `model` that has one."""
-    return {k: v["default"] for k, v in load_schema(model)["properties"].items() if "default" in v}
+    """The schema's default for every field of `model` that has one (a fresh dict each call)."""
+    return dict(_defaults(model))
 
 
 def media_limits(model: str, field: str) -> Mapping[str, Any] | None:
