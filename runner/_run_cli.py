@@ -248,7 +248,7 @@ def main_status(args: argparse.Namespace) -> int:
         console.print(counts_table(journal.counts()))
         table = Table(show_edge=False)
         for col in ("job", "state", "task", "attempts", "error"):
-            table.add_column(col, overflow="fold")
+            table.add_column(col, overflow="fold", no_wrap=col == "task")
         shown = 0
         total = 0
         for row in journal.rows():

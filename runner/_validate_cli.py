@@ -80,9 +80,11 @@ def print_plan(manifest: Manifest, out: TextIO, *, list_all: bool = False) -> No
         f"poll every {limits.poll_interval:g} s, {limits.max_attempts} attempts\n"
     )
     if list_all or len(manifest.jobs) <= MAX_LISTED_JOBS:
+        name_width = max(len(job.name) for job in manifest.jobs) if manifest.jobs else 0
+        model_width = max(len(job.model) for job in manifest.jobs) if manifest.jobs else 0
         for job in manifest.jobs:
             secs = "?" if job.billable_seconds is None else f"{job.billable_seconds}s"
-            out.write(f"  {job.name}  {job.model}  {secs}  {job.key[:12]}\n")
+            out.write(f"  {job.name:<{name_width}}  {job.model:<{model_width}}  {secs:>4}  {job.key[:12]}\n")
     else:
         out.write(f"  ({len(manifest.jobs)} jobs; --list prints them all)\n")
 
