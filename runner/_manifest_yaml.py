@@ -29,6 +29,8 @@ _TAG = "tag:yaml.org,2002:"
 
 #: most values that aliases (`*name`) may add to a document; stops "billion laughs"
 MAX_ALIASED_VALUES = 100_000
+#: deepest nesting of lists and mappings accepted (converting is recursive: "[[[[..." must not blow the stack)
+MAX_DEPTH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +248,50 @@ class _Composer:
         return values, Pos(where, positions)
 
 
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _too_deep(root: Node) -> Node | None:
+    """A node nested deeper than MAX_DEPTH (aliases followed, as converting does); None when there is none.
+
+    Heights are computed bottom-up without recursion and once per node, so an
+    alias bomb costs its node count, not its expansion; a recursive alias
+    (`&a [*a]`) is infinitely deep.
+    """
+    heights: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        if id(node) in heights:
+            continue
+        if finished:
+            open_.discard(id(node))
+            heights[id(node)] = 1 + max((heights[id(c)] for c in _children(node)), default=0)
+            continue
+        if id(node) in open_:  # met again while its own subtree is open: a cycle
+            return node
+        open_.add(id(node))
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in open_:
+                return child
+            if id(child) not in heights:
+                stack.append((child, False))
+    if heights[id(root)] <= MAX_DEPTH:
+        return None
+    node, depth = root, 1
+    while depth <= MAX_DEPTH:  # follow the deepest branch down to where the limit is passed
+        node = max(_children(node), key=lambda c: heights[id(c)])
+        depth += 1
+    return node
+
+
 def compose(text: str, source: Source) -> tuple[Any, Pos, list[Issue]]:
     """Plain data, positions and issues for a YAML document.
 
@@ -264,8 +310,16 @@ def compose(text: str, source: Source) -> tuple[Any, Pos, list[Issue]]:
         return None, start, [Issue(source.display, line, column, f"invalid YAML: {problem}{context}", rank=source.rank)]
     except yaml.YAMLError as exc:
         return None, start, [Issue(source.display, 1, 0, f"invalid YAML: {exc}", rank=source.rank)]
+    except RecursionError:  # the pure-Python parser recurses per nesting level
+        return None, start, [Issue(source.display, 1, 0, f"the document is nested more than {MAX_DEPTH} levels deep",
+                                   rank=source.rank)]
     if node is None:
         return None, start, []
+    deep = _too_deep(node)
+    if deep is not None:
+        where = _where(source, deep)
+        return None, start, [Issue(source.display, where.line, where.column,
+                                   f"the document is nested more than {MAX_DEPTH} levels deep", rank=source.rank)]
     composer = _Composer(source)
     value, pos = composer.convert(node, _where(source, node))
     if composer.fatal:
