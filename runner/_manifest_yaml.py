@@ -309,7 +309,8 @@ def compose(text: str, source: Source) -> tuple[Any, Pos, list[Issue]]:
         context = f" ({exc.context})" if exc.context and exc.problem else ""
         return None, start, [Issue(source.display, line, column, f"invalid YAML: {problem}{context}", rank=source.rank)]
     except yaml.YAMLError as exc:
-        return None, start, [Issue(source.display, 1, 0, f"invalid YAML: {exc}", rank=source.rank)]
+        text = " ".join(str(exc).split())  # one line: reader errors span two
+        return None, start, [Issue(source.display, 1, 0, f"invalid YAML: {text}", rank=source.rank)]
     except RecursionError:  # the pure-Python parser recurses per nesting level
         return None, start, [Issue(source.display, 1, 0, f"the document is nested more than {MAX_DEPTH} levels deep",
                                    rank=source.rank)]

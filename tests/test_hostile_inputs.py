@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -122,12 +123,14 @@ def hostile_env(monkeypatch, tmp_path):
     return tmp_path
 
 
-def _assert_refused(code: int, out: str, err: str, sim) -> None:
+def _assert_refused(code: int, out: str, err: str, sim, folder: Path) -> None:
     assert code == 2, (code, out[-2000:], err[-2000:])
     assert "Traceback" not in out + err
-    lines = [line for line in err.splitlines() if line.strip()]
-    # `run` prints "error: <issue>" lines, `validate` "<file>:<line>:<col>: <issue>" lines and a count
-    assert lines and (lines[0].startswith("error: ") or ": " in lines[0]), err[:2000]
+    lines = [line.removeprefix("error: ") for line in err.splitlines() if line.strip()]
+    assert lines, "no issue printed"
+    # one line per issue, each located in the manifest or its rows file; `validate` adds a count
+    located = [line for line in lines if not re.fullmatch(r"\d+ issues? found; nothing was sent", line)]
+    assert located and all(line.startswith(str(folder)) for line in located), err[:2000]
     assert all(len(line) <= MAX_LINE for line in (out + err).splitlines()), "an issue line is too long"
     assert sim.requests == [], [r.kind for r in sim.requests]
 
@@ -142,7 +145,7 @@ async def test_hostile_manifest_is_refused_with_exit_2_and_nothing_sent(case, co
     argv = [command, str(path)] + (["--base-url", simulator.base_url] if command == "run" else [])
     code = await _cli_main(argv)
     out, err = capsys.readouterr()
-    _assert_refused(code, out, err, simulator)
+    _assert_refused(code, out, err, simulator, folder)
     assert not (hostile_env / "PWNED").exists() and not (folder / "PWNED").exists()
     assert not (hostile_env / "output").exists(), "a refused manifest must not create its output folder"
 
@@ -158,7 +161,7 @@ async def test_hostile_manifest_through_python_m_runner(case, simulator, tmp_pat
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
-    _assert_refused(proc.returncode or 0, out.decode(), err.decode(), simulator)
+    _assert_refused(proc.returncode or 0, out.decode(), err.decode(), simulator, tmp_path)
     assert not (tmp_path / "PWNED").exists()
 
 
