@@ -238,13 +238,19 @@ def error_from_response(
     return RequestRejected(text, **kwargs)
 
 
+def _output(body: Mapping[str, Any], fallback: dict[str, Any]) -> dict[str, Any]:
+    """`body["output"]` when it is a JSON object, else `fallback`."""
+    output = body.get("output")
+    return output if isinstance(output, dict) else fallback
+
+
 def parse_task(payload: Any) -> TaskInfo:
     """A `TaskInfo` from a create or query answer (``{"output": {...}, "usage": ...}``).
 
     Raises `ApiError` (code ``MalformedResponse``) when no task id is in it.
     """
     body = payload if isinstance(payload, dict) else {}
-    output = body.get("output") if isinstance(body.get("output"), dict) else body
+    output = _output(body, body)
     task_id = output.get("task_id")
     if not task_id:
         raise ApiError(
@@ -270,7 +276,7 @@ def parse_task(payload: Any) -> TaskInfo:
 
 def _upload_policy(payload: Any) -> UploadPolicy:
     body = payload if isinstance(payload, dict) else {}
-    out = body.get("output") if isinstance(body.get("output"), dict) else {}
+    out = _output(body, {})
     try:
         return UploadPolicy(
             upload_host=str(out["upload_host"]),
@@ -462,7 +468,7 @@ class DashScopeClient:
             params["status"] = status
         payload = await self._api("GET", ("tasks",), params=params, log=log)
         body = payload if isinstance(payload, dict) else {}
-        holder = body.get("output") if isinstance(body.get("output"), dict) else body
+        holder = _output(body, body)
         items = holder.get("data") or holder.get("tasks") or []
         tasks = [parse_task(item) for item in items if isinstance(item, dict) and item.get("task_id")]
         total = _int_or_none(holder.get("total"))
