@@ -358,7 +358,8 @@ class _Loader:
         output_dir = Path(doc.get("output_dir") or Path("output") / str(campaign))
         output_dir = Path(os.path.abspath(output_dir))
 
-        top_defaults = doc.get("defaults") if isinstance(doc.get("defaults"), dict) else {}
+        given_defaults = doc.get("defaults")
+        top_defaults: Mapping[str, Any] = given_defaults if isinstance(given_defaults, dict) else {}
         top_defaults_pos = pos.child("defaults") or Pos(pos.where, {})
         self.check_defaults(top_defaults, top_defaults_pos, "defaults")
 
@@ -398,7 +399,8 @@ class _Loader:
         bad_entries: set[int],
     ) -> Iterator[RawJob]:
         top = {k: v for k, v in top_defaults.items() if k not in ("name", "matrix", "from")}
-        entries = doc.get("jobs") if isinstance(doc.get("jobs"), list) and "jobs" not in bad_keys else []
+        listed = doc.get("jobs")
+        entries: list[Any] = listed if isinstance(listed, list) and "jobs" not in bad_keys else []
         jobs_pos = pos.child("jobs") or Pos(pos.where, [])
         for index, entry in enumerate(entries):
             if index in bad_entries or not isinstance(entry, dict):
