@@ -161,10 +161,10 @@ def expand_matrix(
         elif isinstance(value, list) and any(isinstance(v, str) and "{" in v for v in value):
             items: list[_Template | None] = []
             for index, item in enumerate(value):
-                template = _Template(item) if isinstance(item, str) and "{" in item else None
-                if template is not None and template.names():
-                    items.append(template)
-                    bad |= _unknown(template, matrix, probe.locate([key, index]), f"{key}[{index}]", issues, label)
+                item_template = _Template(item) if isinstance(item, str) and "{" in item else None
+                if item_template is not None and item_template.names():
+                    items.append(item_template)
+                    bad |= _unknown(item_template, matrix, probe.locate([key, index]), f"{key}[{index}]", issues, label)
                 else:
                     items.append(None)
             list_templates[key] = items
