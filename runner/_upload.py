@@ -53,8 +53,9 @@ class _Client(Protocol):
 
 
 class _UploadJournal(Protocol):
-    def find_upload(self, content_hash: str, model: str, now: float) -> str | None: ...
-    def record_upload(self, content_hash: str, model: str, url: str, expires_at: float) -> None: ...
+    # plain or async methods: the uploader awaits what is awaitable
+    def find_upload(self, content_hash: str, model: str, now: float) -> str | None | Awaitable[str | None]: ...
+    def record_upload(self, content_hash: str, model: str, url: str, expires_at: float) -> None | Awaitable[None]: ...
 
 
 class _Job(Protocol):
@@ -111,7 +112,7 @@ def file_sha256(path: Path) -> str:
         raise RequestRejected(f"cannot read {path}: {exc.strerror or exc}", code="LocalFile") from exc
 
 
-async def _maybe_await(value: Any) -> Any:
+async def _maybe_await(value: T | Awaitable[T]) -> T:
     return await value if inspect.isawaitable(value) else value
 
 
