@@ -65,12 +65,14 @@ def probe_image(data: bytes) -> tuple[int, int] | None:
 def probe_video(data: bytes) -> tuple[float, int, int] | None:
     """(seconds, width, height) of a video, or None when PyAV cannot read it."""
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:
             stream = container.streams.video[0]
             if container.duration is not None:
                 seconds = container.duration / av.time_base
-            else:
+            elif stream.duration is not None and stream.time_base is not None:
                 seconds = float(stream.duration * stream.time_base)
+            else:
+                return None  # no duration anywhere: unreadable as far as we are concerned
             return seconds, stream.codec_context.width, stream.codec_context.height
     except Exception:  # noqa: BLE001
         return None
