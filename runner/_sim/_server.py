@@ -336,8 +336,8 @@ class Simulator:
         if verdict.refusal is not None:
             return self._reply(kind, request, verdict.refusal)
         if request.headers.get("X-DashScope-Async", "").lower() != "enable":
-            refusal = _error(400, "AccessDenied", "current user api does not support synchronous calls")
-            return self._reply(kind, request, refusal)
+            sync_refusal = _error(400, "AccessDenied", "current user api does not support synchronous calls")
+            return self._reply(kind, request, sync_refusal)
         try:
             body = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError):
@@ -655,9 +655,9 @@ class Simulator:
         except ValueError:
             start = stop = 0
         if start >= stop:
-            response = _oss_error(416, "InvalidRange", "The requested range is not satisfiable.")
-            response.headers["Content-Range"] = f"bytes */{len(data)}"
-            return self._reply(kind, request, response, task_id)
+            unsatisfiable = _oss_error(416, "InvalidRange", "The requested range is not satisfiable.")
+            unsatisfiable.headers["Content-Range"] = f"bytes */{len(data)}"
+            return self._reply(kind, request, unsatisfiable, task_id)
         status = 200
         if request.headers.get("Range"):
             status = 206
