@@ -24,10 +24,11 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
 
 from ._errors import AccountError, ApiError, DownloadError, RequestRejected, Throttled, TransientError, UrlExpired
@@ -62,7 +63,9 @@ class _Stopped(Exception):
 
 class _Limiter(Protocol):
     async def __aenter__(self) -> None: ...
-    async def __aexit__(self, *exc: object) -> None: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
     def throttled(self, retry_after: float | None = None) -> None: ...
     def succeeded(self) -> None: ...
 
@@ -285,8 +288,8 @@ class Engine:
     def _idle(self) -> bool:
         return not self._children and not len(self._queue)
 
-    def _spawn(self, coro: Awaitable[None], kind: str) -> None:
-        task = self._group.create_task(coro, name=kind)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], kind: str) -> None:
+        task = self._group.create_task(coro, name=kind)
         self._children.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
@@ -486,7 +489,7 @@ class Engine:
                 return
             self._query_limiter.succeeded()
             self._poll_errors.pop(name, None)
-            self._on_status(row, info, started)
+            self._on_status(row, row.task_id, info, started)
         finally:
             self._query_slots.release()
 
@@ -499,7 +502,8 @@ class Engine:
         self._log.event(name, event="poll_error", error=exc.message, retry_in=round(delay, 3))
         self._queue.push(name, self._clock() + delay)
 
-    def _on_status(self, row: JobRow, info: Any, started: float) -> None:
+    def _on_status(self, row: JobRow, task_id: str, info: Any, started: float) -> None:
+        """Act on a poll answer for `row`, whose `task_id` the caller has checked is set."""
         name, status = row.name, info.status
         if status in ("PENDING", "RUNNING"):
             if status != row.task_status or row.state is not State(status.lower()):
@@ -514,7 +518,7 @@ class Engine:
                 name, State.SUCCEEDED, task_status=status, video_url=info.video_url, usage=info.usage,
                 task=_task_facts(info),
             )
-            self._spawn(self._download(name, row.task_id, info), "download")  # type: ignore[arg-type]
+            self._spawn(self._download(name, task_id, info), "download")
         elif status == "FAILED":
             self._task_failed(row, info.code, info.message or "the task failed", info)
         elif status == "CANCELED":
