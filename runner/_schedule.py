@@ -80,7 +80,9 @@ def task_failure_retryable(code: str | None) -> bool:
     parameter refusals (DataInspectionFailed, InvalidParameter, ...) are not,
     and neither is a failure without a code.
     """
-    return bool(code) and any(code.startswith(prefix) for prefix in RETRYABLE_TASK_CODES)  # type: ignore[union-attr]
+    if not code:
+        return False
+    return any(code.startswith(prefix) for prefix in RETRYABLE_TASK_CODES)
 
 
 class Verdict(enum.StrEnum):
