@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(PY) -m runner jobs/campaign.yaml --simulate
 
 test: $(TEST_STAMP)
+	$(PY) -m mypy runner
 	$(PY) -m pytest
 
 bench: $(TEST_STAMP)
