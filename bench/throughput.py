@@ -69,6 +69,7 @@ async def measure(n: int, rps: float, time_scale: float, *, timeout: float | Non
             generation = [t.generation_seconds / time_scale for t in sim.tasks.values()]
             download = await _download_seconds(sim, key)
             throttled = sum(1 for r in sim.requests if r.status == 429)
+            throttled_by_kind = {kind: sim.count(kind, 429) for kind in ("create", "query", "list")}
             queries = sim.count("query")
             requests = sum(1 for r in sim.requests if r.kind != "download") + sim.count("download")
     t_mean = statistics.fmean(generation) if generation else GENERATION_SECONDS / time_scale
@@ -79,7 +80,7 @@ async def measure(n: int, rps: float, time_scale: float, *, timeout: float | Non
         "runner": run.figures(),
         "creates": len(creates), "achieved_submit_rps": round(achieved, 3),
         "submit_rate_ratio": round(achieved / rps, 4),
-        "throttled_429": throttled,
+        "throttled_429": throttled, "throttled_by_kind": throttled_by_kind,
         "lower_bound_s": round(lower, 3), "wall_over_lower_bound": round(run.wall_seconds / lower, 4),
         "queries_per_task": round(queries / n, 3), "requests_per_task": round(requests / n, 3),
         "goals": {"submit_rate_ratio": ">= 0.97", "throttled_429": 0},
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         ("jobs / exit code", f"{figures['n']} / {run['exit_code']}"),
         ("submit rate", f"{figures['achieved_submit_rps']} of {figures['rps']}/s = {figures['submit_rate_ratio']:.3f} "
                         "(goal >= 0.97)"),
-        ("429s from the simulator", f"{figures['throttled_429']} (goal 0)"),
+        ("429s from the simulator", f"{figures['throttled_429']} (goal 0): {figures['throttled_by_kind']}"),
         ("wall / lower bound", f"{run['wall_s']} s / {figures['lower_bound_s']} s = {figures['wall_over_lower_bound']:.3f}"),
         ("queries per task", figures["queries_per_task"]),
         ("requests per task", figures["requests_per_task"]),
