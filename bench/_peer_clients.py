@@ -34,7 +34,7 @@ API_KEY = os.getenv("DASHSCOPE_API_KEY")
 
 def create_t2v_task(base_url: str, req: dict) -> str:
     """Create a text-to-video task and return task_id (as in the t2v seed)."""
-    payload = {
+    payload: dict = {
         "model": MODEL,
         "input": {"prompt": req["prompt"]},
         "parameters": {
