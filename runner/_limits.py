@@ -1,31 +1,45 @@
-"""Request pacing: a leaky-bucket limiter that slows down on 429 and recovers on success.
+"""Request pacing: evenly spaced slots that slow down on 429 and recover on success.
 
-One `AdaptiveLimiter` per quota (submit RPS, query RPS). It wraps
-`aiolimiter.AsyncLimiter(1, 1 / rate)`: a bucket of size one spaces requests
-evenly and lets no burst through at start (`AsyncLimiter(rps, 1)` would let `rps`
-go at once).
+One `AdaptiveLimiter` per quota (submit RPS, query RPS). Each caller reserves the
+next slot on a virtual schedule, one every `1 / rate` seconds, and sleeps until
+it (GCRA's "virtual scheduling"): requests go out evenly spaced, with no burst at
+start, and an idle limiter banks no credit. Unlike a leaky bucket of size one
+(`aiolimiter.AsyncLimiter(1, 1 / rate)`, which this replaced), a waiter woken a
+millisecond late does not push every later slot back: under a busy event loop
+the bucket lost 4-14 % of the quota in the throughput benchmark, the schedule
+keeps the configured rate.
 
-AIMD, as TCP does it: `throttled()` halves the rate (never below `floor`) and, when
-the server sent Retry-After, holds every request until then; `succeeded()` adds a
-tenth of the configured rate back, at most once per `recover_after` seconds, until
-the configured rate is reached again.
+AIMD, as TCP does it: `throttled()` multiplies the rate by `decrease` (never below
+`floor`) and, when the server sent Retry-After, holds every request until then;
+`succeeded()` adds `recover_step` of the configured rate back, at most once per
+`recover_after` seconds, until the configured rate is reached again. The cut is
+gentle (a fifth) because a client pacing at the quota mostly meets isolated 429s
+from network jitter; several in a row still cut the rate geometrically.
 
-aiolimiter cannot change a limiter's rate, so a rate change installs a new
-`AsyncLimiter`. A task that was queued on the old one re-queues on the new one
-when it is let through, so every request that goes out has passed the limiter of
-the current rate.
+A rate change or a Retry-After pause starts a new generation of slots: a task
+holding a slot of the old generation takes a new one when it wakes, so every
+request that goes out was spaced at the current rate.
+
+Catching up after a stall must not overrun the quota itself, so the limiter also
+keeps the quota's own rule: never more than `rps` requests in any second
+(`QUOTA_WINDOW`). And it paces at
+`pacing` (e.g. 98 %) of `rps`, so that evenly spaced requests stay clear of a
+quota of exactly `rps` even when some of them are a few milliseconds late.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
-from aiolimiter import AsyncLimiter
-
 __all__ = ["AdaptiveLimiter"]
+
+#: the span, in seconds, in which at most `rps` requests are let through
+QUOTA_WINDOW = 1.0
 
 
 class AdaptiveLimiter:
@@ -41,7 +55,10 @@ class AdaptiveLimiter:
         *,
         floor: float = 0.2,
         clock: Callable[[], float] | None = None,
-        recover_after: float = 5.0,
+        recover_after: float = 1.0,
+        decrease: float = 0.8,
+        recover_step: float = 0.05,
+        pacing: float = 1.0,
     ) -> None:
         if rps <= 0:
             raise ValueError("rps must be positive")
@@ -51,9 +68,20 @@ class AdaptiveLimiter:
             raise ValueError("floor must be positive")
         self._clock = clock
         self._recover_after = recover_after
+        if not 0 < decrease < 1 or not 0 < recover_step <= 1:
+            raise ValueError("decrease must be in (0, 1) and recover_step in (0, 1]")
+        self._decrease = decrease
+        self._recover_step = recover_step
+        if not 0 < pacing <= 1:
+            raise ValueError("pacing must be in (0, 1]")
+        self._pacing = pacing
         self._rate = self._rps
-        self._limiter = AsyncLimiter(1, 1 / self._rate)
-        #: nobody is let through before this time (Retry-After, or spacing after a change)
+        #: when the last `rps` requests were let through (the quota's own window)
+        self._granted: deque[float] = deque(maxlen=max(1, math.floor(self._rps)))
+        #: the next free slot on the schedule, and the schedule's generation
+        self._next_slot = float("-inf")
+        self._generation = 0
+        #: nobody is let through before this time (Retry-After)
         self._resume_at = float("-inf")
         self._last_grant = float("-inf")
         self._last_change = float("-inf")
@@ -83,16 +111,25 @@ class AdaptiveLimiter:
     async def acquire(self) -> None:
         """Wait for one slot."""
         while True:
-            wait = self._resume_at - self._now()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            limiter = self._limiter
-            await limiter.acquire()
-            # The rate changed, or a pause began, while we were queued: queue again.
-            if limiter is self._limiter and self._now() >= self._resume_at:
+            now = self._now()
+            slot = max(self._next_slot, now, self._resume_at)
+            self._next_slot = slot + 1 / (self._rate * self._pacing)
+            generation = self._generation
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            # The rate changed, or a pause began, while we slept: take a slot of the new schedule.
+            if generation == self._generation:
                 break
+        while (wait := self._window_wait()) > 0:
+            await asyncio.sleep(wait)
         self._last_grant = self._now()
+        self._granted.append(self._last_grant)
+
+    def _window_wait(self) -> float:
+        """Seconds until one more request fits in the quota's window (0 when it fits now)."""
+        if len(self._granted) < (self._granted.maxlen or 1):
+            return 0.0
+        return max(0.0, self._granted[0] + QUOTA_WINDOW - self._now())
 
     async def __aenter__(self) -> None:
         await self.acquire()
@@ -106,20 +143,21 @@ class AdaptiveLimiter:
         return None
 
     def throttled(self, retry_after: float | None = None) -> None:
-        """The server answered 429: halve the rate (not below the floor) and honour Retry-After.
+        """The server answered 429: cut the rate by `decrease` (not below the floor); honour Retry-After.
 
-        Several requests in flight are often refused together; the rate is halved
+        Several requests in flight are often refused together; the rate is cut
         once per second (or per Retry-After) at most, not once per refusal.
         """
         now = self._now()
         if retry_after is not None and retry_after > 0:
             self._resume_at = max(self._resume_at, now + retry_after)
+            self._generation += 1
         window = max(1.0, retry_after or 0.0)
         if now - self._last_decrease < window:
             self._last_change = now  # still refused: postpone recovery
             return
         self._last_decrease = now
-        self._set_rate(max(self._floor, self._rate / 2), now)
+        self._set_rate(max(self._floor, self._rate * self._decrease), now)
 
     def succeeded(self) -> None:
         """A request went through: creep back toward the configured rate."""
@@ -128,13 +166,13 @@ class AdaptiveLimiter:
         now = self._now()
         if now - self._last_change < self._recover_after:
             return
-        self._set_rate(min(self._rps, self._rate + self._rps / 10), now)
+        self._set_rate(min(self._rps, self._rate + self._rps * self._recover_step), now)
 
     def _set_rate(self, rate: float, now: float) -> None:
         self._last_change = now
         if rate == self._rate:
             return
         self._rate = rate
-        self._limiter = AsyncLimiter(1, 1 / rate)
-        # The fresh bucket is empty; keep the spacing from the last request let through.
-        self._resume_at = max(self._resume_at, self._last_grant + 1 / rate)
+        self._generation += 1
+        # The new schedule starts one new interval after the last request let through.
+        self._next_slot = self._last_grant + 1 / (rate * self._pacing)
