@@ -95,6 +95,9 @@ class EngineOptions:
     #: re-create tasks whose id expired (UNKNOWN) instead of failing them
     recreate_expired: bool = False
     download_concurrency: int = 4
+    #: submissions started but not yet let through by the submit limiter; more would only
+    #: hold memory and delay the ones whose slot is due, however large max_in_flight is
+    submit_ahead: int = 16
     query_concurrency: int = 16
     #: +/- share of poll_interval randomised so tasks do not poll in lockstep
     poll_jitter: float = 0.1
@@ -224,6 +227,8 @@ class Engine:
         self._poll_errors: dict[str, int] = {}
         self._children: set[asyncio.Task[None]] = set()
         self._posting = 0
+        #: submissions spawned that have not yet passed the submit limiter
+        self._awaiting_slot = 0
         self._reconciling = False
         self._waiters: list[asyncio.Future[None]] = []
         self._submitter_done = False
@@ -329,11 +334,14 @@ class Engine:
                     continue
                 for row in rows:
                     cursor = row.seq
-                    while len(self._flying) >= self._opt.max_in_flight and not self._stopping and self._account_error is None:
+                    while (
+                        len(self._flying) >= self._opt.max_in_flight or self._awaiting_slot >= self._opt.submit_ahead
+                    ) and not self._stopping and self._account_error is None:
                         await self._changed()
                     if self._stopping or self._account_error is not None:
                         break
                     self._flying.add(row.name)
+                    self._awaiting_slot += 1
                     self._spawn(self._submit(row), "submit")
         finally:
             self._submitter_done = True
@@ -346,6 +354,7 @@ class Engine:
         name = row.name
         sent = False
         settled = False
+        awaiting_slot = True  # counted in self._awaiting_slot until the limiter lets it through
         try:
             job = self._jobs.get(name)
             body: dict[str, Any] = dict(row.body)
@@ -357,8 +366,12 @@ class Engine:
                 return
 
             async def attempt() -> Any:
-                nonlocal sent
+                nonlocal sent, awaiting_slot
                 async with self._submit_limiter:
+                    if awaiting_slot:
+                        awaiting_slot = False
+                        self._awaiting_slot -= 1
+                        self._fire()
                     while self._reconciling:  # a listing must not see a create it cannot attribute
                         await self._changed()
                     if not sent and (self._stopping or self._account_error is not None):
@@ -420,6 +433,8 @@ class Engine:
             self._log.event(name, event="submitted", task_id=info.task_id)
             self._queue.push(name, self._clock() + self._opt.poll_interval)
         finally:
+            if awaiting_slot:
+                self._awaiting_slot -= 1
             if settled:
                 self._flying.discard(name)
             self._fire()

@@ -167,3 +167,31 @@ async def test_stop_leaves_journal_resumable(tmp_path):
         await engine(journal, client, tmp_path, max_in_flight=3).run()
         assert journal.counts() == {"done": 10}
         assert client.created[:3] == created[:3] and len(client.created) == 10
+
+
+class SlowLimit(NoLimit):
+    """Lets one request through every few loop turns; counts who is waiting for it."""
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self.max_waiting = 0
+
+    async def __aenter__(self) -> None:
+        self.waiting += 1
+        self.max_waiting = max(self.max_waiting, self.waiting)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        self.waiting -= 1
+
+
+async def test_submissions_waiting_for_the_limiter_are_bounded(tmp_path):
+    """However large max_in_flight is, only `submit_ahead` submissions wait for their slot at once."""
+    with Journal.open(tmp_path) as journal:
+        plan(journal, 60)
+        client = FakeClient(journal)
+        limiter = SlowLimit()
+        options = EngineOptions(max_in_flight=1000, submit_ahead=4, poll_interval=0.001, retry=RetryPolicy(base=0.001))
+        await Engine(journal=journal, client=client, run_id="r", output_dir=tmp_path, options=options,
+                     submit_limiter=limiter, query_limiter=NoLimit()).run()
+        assert limiter.max_waiting == 4
+        assert journal.counts() == {"done": 60}
