@@ -35,6 +35,9 @@ from ._schedule import State, exit_code_for
 
 #: how much faster than real time the simulator runs under --simulate
 SIM_TIME_SCALE = 200.0
+#: share of a quota the limiters space requests at: they leave evenly spaced, but a few
+#: milliseconds of jitter on the way would otherwise put one request too many in the quota's second
+PACING = 0.98
 
 
 # --- run -------------------------------------------------------------------------
@@ -159,8 +162,8 @@ async def _run(args: argparse.Namespace, manifest: Any, key: str | None) -> int:
                 with RunLog(output_dir / "logs", api_key) as runlog:
                     engine = Engine(
                         journal=journal, client=client, run_id=run_id, output_dir=output_dir, options=options,
-                        submit_limiter=AdaptiveLimiter(limits.submit_rps),
-                        query_limiter=AdaptiveLimiter(limits.query_rps),
+                        submit_limiter=AdaptiveLimiter(limits.submit_rps, pacing=PACING),
+                        query_limiter=AdaptiveLimiter(limits.query_rps, pacing=PACING),
                         jobs={j.name: j for j in manifest.jobs}, uploader=_uploader(client, journal, options),
                         verify=_verifier(), runlog=runlog, on_job_end=job_ended,
                     )
