@@ -59,6 +59,6 @@ def load_api_key(environ: Mapping[str, str] | None = None, home: Path | None = N
     path = credentials_path(home)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # unreadable counts as absent, like unparseable text
         return None
     return parse_credentials(text)

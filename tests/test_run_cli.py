@@ -100,6 +100,13 @@ def test_key_from_environment_wins(tmp_path):
     assert load_api_key({}, tmp_path / "nowhere") is None
 
 
+def test_credentials_file_not_utf8_counts_as_no_key(tmp_path):
+    """A credentials file that is not UTF-8 gives no key instead of a UnicodeDecodeError traceback."""
+    (tmp_path / ".alibabacloud").mkdir()
+    (tmp_path / ".alibabacloud" / "credentials").write_bytes(b"\xff\xfe dashscope_api_key = sk-\x80\n")
+    assert load_api_key({}, tmp_path) is None
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
