@@ -220,7 +220,8 @@ def error_from_response(
 ) -> ApiError:
     """The `ApiError` for a non-2xx API answer, its message from the server's code and message."""
     body = payload if isinstance(payload, dict) else {}
-    code = body.get("code") or None
+    # a proxy or a faulty server may send a number or an object as the code
+    code = str(body["code"]) if body.get("code") else None
     message = body.get("message") or (payload if isinstance(payload, str) and payload else None)
     request_id = body.get("request_id")
     text = f"{code}: {message}" if code and message else (code or message or f"HTTP {status}")

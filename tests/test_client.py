@@ -436,3 +436,10 @@ async def test_a_cancelled_request_is_still_logged():
         never.set()
     (ex,) = exchanges
     assert ex.error == "cancelled" and ex.status is None and ex.request_body == BODY
+
+
+def test_an_error_code_that_is_not_a_string_still_makes_the_error():
+    """A numeric or structured `code` in an error answer is used as text, not a TypeError."""
+    err = error_from_response(400, {"code": 123, "message": "bad"}, {})
+    assert isinstance(err, RequestRejected) and err.code == "123" and str(err) == "123: bad (HTTP 400)"
+    assert isinstance(error_from_response(500, {"code": ["x"]}, {}), TransientError)
