@@ -355,8 +355,10 @@ class _Loader:
                 self.issues.append(Issue.at(pos.locate(["campaign"]), f"campaign name {campaign!r} {problem}"))
         base_url = self.base_url(doc, pos)
         limits = Limits(**doc["limits"]) if isinstance(doc.get("limits"), dict) and "limits" not in bad_keys else Limits()
-        output_dir = Path(doc.get("output_dir") or Path("output") / str(campaign))
-        output_dir = Path(os.path.abspath(output_dir))
+        given_dir = doc.get("output_dir")
+        if not isinstance(given_dir, str) or not given_dir:  # absent, or not text (the schema reported it)
+            given_dir = os.path.join("output", str(campaign))
+        output_dir = Path(os.path.abspath(given_dir))
 
         given_defaults = doc.get("defaults")
         top_defaults: Mapping[str, Any] = given_defaults if isinstance(given_defaults, dict) else {}

@@ -100,6 +100,8 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "manifest that is a scalar": _write("m.yaml", "just a string\n"),
     "deeply nested": _write("m.yaml", HEAD + "x-deep: " + "[" * 5000 + "]" * 5000 + "\n"),
     "jobs is a mapping": _write("m.yaml", HEAD + "jobs: {name: a}\n"),
+    "output_dir that is a number": _write("m.yaml", HEAD + "output_dir: 5\n" + _job(prompt="p")),
+    "output_dir that is a list": _write("m.yaml", HEAD + "output_dir: [a]\n" + _job(prompt="p")),
     "duplicate keys": _write("m.yaml", HEAD + "campaign: other\njobs: []\n"),
     "CSV with traversal names": _with_rows("rows.csv", "name,prompt\n../../evil,p\nok,p\n..\\\\win,p\n"),
     "CSV with non-UTF-8 bytes": _with_rows("rows.csv", b"name,prompt\nbad\xff,p\n"),
