@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -42,6 +43,25 @@ def test_impossible_option_is_a_usage_error():
     """A rate above 1 is reported as a UsageError (exit 2), not a traceback."""
     with pytest.raises(UsageError) as caught:
         cli.main(parse("--fail-rate", "2"))
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("option", [("--time-scale", "0"), ("--submit-rps", "-1"), ("--query-rps", "-5")])
+def test_impossible_speed_or_quota_is_a_usage_error(option):
+    """A time scale of 0 or a negative quota is a UsageError (exit 2), not a traceback from the clock."""
+    with pytest.raises(UsageError) as caught:
+        cli.main(parse(*option))
+    assert caught.value.exit_code == 2
+
+
+async def test_an_address_in_use_is_a_usage_error():
+    """A port another socket holds is a UsageError naming the address, not an OSError traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UsageError, match=f"cannot listen on 127.0.0.1:{port}") as caught:
+            await cli.serve(cli.config_from_args(parse("--port", str(port))))
     assert caught.value.exit_code == 2
 
 

@@ -96,6 +96,12 @@ class SimConfig:
     utc_offset_hours: float = 8.0
     max_upload_mb: int = 100
 
+    def __post_init__(self) -> None:
+        if self.time_scale <= 0:
+            raise ValueError(f"time_scale must be positive, not {self.time_scale}")
+        if self.submit_rps < 0 or self.query_rps < 0:
+            raise ValueError("submit_rps and query_rps must be >= 0 (0: no limit)")
+
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
@@ -193,7 +199,7 @@ class Simulator:
     # --- life cycle --------------------------------------------------------
 
     async def start(self) -> Simulator:
-        """Bind and serve; `base_url` is valid afterwards."""
+        """Bind and serve; `base_url` is valid afterwards. Raises OSError when the address cannot be bound."""
         app = web.Application(client_max_size=(self.config.max_upload_mb + 1) * 1024 * 1024)
         app.router.add_post(CREATE_PATH, self._create)
         app.router.add_get(f"{API}/tasks", self._list)
@@ -205,7 +211,11 @@ class Simulator:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await self.stop()  # the runner is set up; do not leave it behind when binding fails
+            raise
         self.port = int(self._runner.addresses[0][1])
         return self
 

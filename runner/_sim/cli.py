@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 
+from .._errors import UsageError
 from ._faults import ACCOUNT_ERRORS, Faults
 from ._server import SimConfig, Simulator
 
@@ -66,20 +67,28 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 
 
 async def serve(config: SimConfig, ready: asyncio.Event | None = None) -> None:
-    """Run a simulator until cancelled, printing its base URL (never the key) once it listens."""
-    async with Simulator(config) as sim:
+    """Run a simulator until cancelled, printing its base URL (never the key) once it listens.
+
+    Raises UsageError when --host/--port cannot be bound (in use, not permitted, unknown host).
+    """
+    sim = Simulator(config)
+    try:
+        await sim.start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from exc
+    try:
         print(f"DashScope simulator listening; base URL: {sim.base_url}", flush=True)
         print("Clients authenticate with the key given by --api-key (or $DASHSCOPE_API_KEY). Ctrl-C stops.",
               flush=True)
         if ready is not None:
             ready.set()
         await asyncio.Event().wait()
+    finally:
+        await sim.stop()
 
 
 def main(args: argparse.Namespace) -> int:
-    """Serve until Ctrl-C; 0 on a clean stop, 2 for impossible options."""
-    from .._errors import UsageError
-
+    """Serve until Ctrl-C; 0 on a clean stop, 2 for impossible options or an address that cannot be bound."""
     try:
         config = config_from_args(args)
     except ValueError as exc:
