@@ -20,7 +20,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ._schedule import STATE_ORDER, State
+from ._schedule import STATE_ORDER, TERMINAL
 
 MODES = ("auto", "rich", "plain", "off")
 
@@ -35,7 +35,7 @@ class Snapshot:
 
 
 def finished(counts: Mapping[str, int]) -> int:
-    return sum(counts.get(s, 0) for s in (State.DONE, State.FAILED, State.EXPIRED, State.CANCELED))
+    return sum(counts.get(s, 0) for s in TERMINAL)
 
 
 def rate_and_eta(done_now: int, done_at_start: int, total: int, elapsed: float) -> tuple[float | None, float | None]:
