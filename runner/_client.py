@@ -225,8 +225,6 @@ def error_from_response(
     message = body.get("message") or (payload if isinstance(payload, str) and payload else None)
     request_id = body.get("request_id")
     text = f"{code}: {message}" if code and message else (code or message or f"HTTP {status}")
-    if code and not text.startswith(code):
-        text = f"{code}: {text}"
     text = f"{text} (HTTP {status}" + (f", request {request_id})" if request_id else ")")
     kwargs: dict[str, Any] = {"status": status, "code": code, "request_id": request_id}
     if status in (401, 403) or (code in ACCOUNT_CODES) or (code or "").startswith("AccessDenied"):
@@ -603,9 +601,7 @@ class DashScopeClient:
             return Downloaded(path=dest, size=size, sha256=digest.hexdigest())
         except BaseException as exc:
             mapped: BaseException | None = None
-            if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError)) and not isinstance(
-                exc, asyncio.CancelledError
-            ):
+            if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError)):
                 mapped = _connection_error(exc, "download")
             elif isinstance(exc, OSError):  # our side: disk full, no permission, not a folder
                 mapped = DownloadError(f"could not write {dest}: {exc.strerror or exc}")
