@@ -249,6 +249,8 @@ def _read_text(path: Path, source: Source, limit: int, what: str, where: Where |
         return None, Issue.at(at, f"{what} '{source.display}' does not exist")
     except OSError as exc:
         return None, Issue.at(at, f"{what} '{source.display}' cannot be read: {exc.strerror}")
+    except ValueError:  # the OS takes no file name with a NUL byte
+        return None, Issue.at(at, f"{what} {source.display!r} is not a valid file name")
     if not path.is_file():
         return None, Issue.at(at, f"{what} '{source.display}' is not a file")
     if size > limit:

@@ -108,6 +108,7 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "JSONL that is not objects": _with_rows("rows.jsonl", '["a", "b"]\n42\n'),
     "jobs file that is a device": _write("m.yaml", HEAD + "jobs_from: /dev/zero.csv\n"),
     "jobs file outside by traversal": _write("m.yaml", HEAD + "jobs_from: ../../../../../../etc/passwd.csv\n"),
+    "jobs file name with a NUL byte": _write("m.yaml", HEAD + 'jobs_from: "rows\\0.csv"\n'),
     "jobs file given as a URL": _write("m.yaml", HEAD + "jobs_from: http://127.0.0.1:1/rows.csv\n"),
     "manifest is a directory": lambda folder: folder,
 }
