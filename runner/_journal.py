@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import LockHeld
-from ._schedule import IN_FLIGHT, POLLED, Resume, State, on_resume
+from ._schedule import IN_FLIGHT, Resume, State, on_resume
 
 JOURNAL_NAME = "journal.sqlite"
 LOCK_NAME = ".lock"
@@ -362,13 +362,6 @@ class Journal:
             params.append(plan)
         for r in self._conn.execute(sql + " ORDER BY seq", params):
             yield _row(r)
-
-    def in_flight(self) -> list[JobRow]:
-        """Jobs that hold, or may hold, a task on the server (any plan)."""
-        return list(self.in_states(IN_FLIGHT))
-
-    def polled(self) -> Iterator[JobRow]:
-        return self.in_states(POLLED)
 
     def rows(self, *, plan: str | None = None) -> Iterator[JobRow]:
         """Every job (of `plan`, when given) in queue order, streamed."""
