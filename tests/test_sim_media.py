@@ -139,6 +139,14 @@ async def test_tampered_url_is_403(frozen, http):
     assert status == 403 and b"SignatureDoesNotMatch" in body
 
 
+async def test_non_ascii_digit_in_expires_is_403(frozen, http):
+    """An Expires that str.isdigit() accepts but int() does not ("²") is refused, not a 500."""
+    url = (await finished(http, frozen, T2V))["output"]["video_url"]
+    expires = url.split("Expires=", 1)[1].split("&", 1)[0]
+    status, body, _ = await fetch(http, url.replace(expires, "%C2%B2"))
+    assert status == 403 and b"SignatureDoesNotMatch" in body
+
+
 async def test_head_gives_length_without_body(frozen, http):
     """HEAD answers 200 with the full Content-Length and no body."""
     url = (await finished(http, frozen, T2V))["output"]["video_url"]

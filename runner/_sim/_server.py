@@ -637,7 +637,7 @@ class Simulator:
         kind, name = "download", request.match_info["name"]
         task_id = name.removesuffix(".mp4")
         expires_text = request.query.get("Expires", "")
-        expires = int(expires_text) if expires_text.isdigit() else -1
+        expires = int(expires_text) if expires_text.isdecimal() else -1  # isdigit() also takes "²"
         if not hmac.compare_digest(request.query.get("Signature", ""), self._url_signature(task_id, expires)):
             refusal = _oss_error(403, "SignatureDoesNotMatch",
                                  "The request signature we calculated does not match the signature you provided.")
