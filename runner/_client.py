@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import mimetypes
 import os
 import re
@@ -202,9 +203,12 @@ def _retry_after(value: str | None, now: datetime | None = None) -> float | None
         return None
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "inf" would stall the limiter for good; "nan" is no delay at all
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -443,3 +443,9 @@ def test_an_error_code_that_is_not_a_string_still_makes_the_error():
     err = error_from_response(400, {"code": 123, "message": "bad"}, {})
     assert isinstance(err, RequestRejected) and err.code == "123" and str(err) == "123: bad (HTTP 400)"
     assert isinstance(error_from_response(500, {"code": ["x"]}, {}), TransientError)
+
+
+def test_a_retry_after_that_is_not_a_finite_number_is_ignored():
+    """Retry-After "inf" or "nan" gives no delay from the server, not an endless wait."""
+    for value in ("inf", "1e400", "nan", "-inf"):
+        assert error_from_response(429, {"code": "Throttling"}, {"Retry-After": value}).retry_after is None
