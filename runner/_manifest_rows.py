@@ -165,7 +165,9 @@ class _DuplicateKey(ValueError):
 
 def read_jsonl(text: str, source: Source, issues: list[Issue]) -> Iterator[Row]:
     """Rows of a JSONL text; problems become issues at their line."""
-    for number, line in enumerate(text.splitlines(), start=1):
+    # lines end at "\n" only: splitlines() would also cut at U+2028, U+0085 and the like,
+    # which JSON allows raw inside a string
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -199,6 +199,14 @@ def test_csv_and_jsonl_rows_with_their_defaults(workdir: Path) -> None:
     assert by_name["j1"].source == "rows.jsonl"
 
 
+def test_jsonl_lines_end_only_at_a_newline(workdir: Path) -> None:
+    """A JSONL text may hold U+2028 or U+0085 raw inside a string, and CRLF line ends; each line is one job."""
+    rows = [{"name": "a", "model": T2V, "prompt": "one\u2028two\x85three"}, {"name": "b", "model": T2V, "prompt": "q"}]
+    (workdir / "rows.jsonl").write_bytes("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode("utf-8"))
+    m = load_manifest(write(workdir / "m.yaml", "campaign: c\njobs_from: rows.jsonl\n"))
+    assert [(j.name, j.fields["prompt"], j.line) for j in m.jobs] == [("a", rows[0]["prompt"], 1), ("b", "q", 2)]
+
+
 def test_csv_list_cells(workdir: Path) -> None:
     """A list cell is a JSON list or references separated by '|'."""
     write(workdir / "rows.csv", 'name,prompt,reference_images\na,p,assets/ref-hero.png | assets/ref-prop.jpg\n'
