@@ -23,7 +23,6 @@ BASE_GENERATION = 80.0
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, UNKNOWN = (
     "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN",
 )
-FINAL = frozenset({SUCCEEDED, FAILED, CANCELED, UNKNOWN})
 
 
 @dataclass(slots=True)
@@ -85,10 +84,6 @@ class Scheduler:
     def add(self, task: Task) -> None:
         """Queue a new task (PENDING until a slot is free)."""
         self._pending.append(task)
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
 
     def advance(self, now: float) -> None:
         """Start every queued task whose start instant is not after `now`."""
