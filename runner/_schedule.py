@@ -22,6 +22,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._retry import RetryPolicy, backoff_delay
+
 
 class State(enum.StrEnum):
     """Where a job stands; stored as text in the journal."""
@@ -108,10 +110,11 @@ def next_poll_due(started: float, interval: float, jitter: float, rng: random.Ra
 
 
 def backoff(attempt: int, *, base: float, cap: float, rng: random.Random, retry_after: float | None = None) -> float:
-    """Full-jitter exponential delay before retry number `attempt` (1-based), at least `retry_after`."""
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    delay = rng.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    """Exponential delay before retry number `attempt` (1-based), half of it jittered, at least `retry_after`.
+
+    The arithmetic is `runner._retry.backoff_delay`'s, the one the per-call retries use.
+    """
+    return backoff_delay(attempt, RetryPolicy(base=base, cap=cap, jitter=0.5), retry_after=retry_after, rand=rng.random)
 
 
 @dataclass(order=True, slots=True)
