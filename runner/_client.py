@@ -378,7 +378,12 @@ class DashScopeClient:
         session: aiohttp.ClientSession | None = None,
         timeout: float = 60.0,
     ) -> None:
-        self._base = URL(base_url.rstrip("/") + "/")
+        try:
+            self._base = URL(base_url.rstrip("/") + "/")
+            # the resolver encodes the host this way; an empty label would fail at the first request
+            (self._base.host or "").encode("idna")
+        except ValueError:  # UnicodeError is one
+            raise UsageError(f"the API base URL is not a valid URL: {base_url!r}") from None
         if self._base.scheme not in ("http", "https"):
             raise UsageError(f"the API base URL must be http or https, not {base_url!r}")
         self._key = api_key

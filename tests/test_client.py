@@ -285,6 +285,13 @@ def test_base_url_must_be_http():
         DashScopeClient("ftp://example.com/api/v1", KEY)
 
 
+@pytest.mark.parametrize("base", ["http://[::1/api/v1", "http://a..b/api/v1", f"http://{'a' * 70}.com/api/v1"])
+def test_a_base_url_that_cannot_be_parsed_or_resolved_is_a_usage_error(base):
+    """A malformed base URL or host name is a UsageError at once, not a ValueError at the first request."""
+    with pytest.raises(UsageError, match="not a valid URL"):
+        DashScopeClient(base, KEY)
+
+
 def test_client_repr_hides_the_key():
     """repr(client) never shows the key."""
     assert KEY not in repr(DashScopeClient("http://127.0.0.1:1/api/v1", KEY))
