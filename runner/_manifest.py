@@ -51,6 +51,7 @@ from ._models import (
     known_fields,
     media_limits,
     media_scheme,
+    path_text,
 )
 
 __all__ = ["Issue", "Job", "Limits", "Manifest", "load_manifest", "name_problem", "REGIONS"]
@@ -180,7 +181,7 @@ def _describe_types(types: Sequence[str]) -> str:
 def _explain_manifest(error: ValidationError) -> list[tuple[list[str | int], str]]:
     """(path parts, sentence) for an error in the manifest's own shape."""
     parts: list[str | int] = list(error.absolute_path)
-    where_text = _path_text(parts)
+    where_text = path_text(parts)
     what = where_text or "the manifest"
     kind, value, instance = error.validator, error.validator_value, error.instance
     if kind == "additionalProperties" and isinstance(instance, dict):
@@ -229,13 +230,6 @@ def _json_kind(value: object) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return "null"
-
-
-def _path_text(parts: Sequence[str | int]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 # --- reading files -----------------------------------------------------------
@@ -348,7 +342,7 @@ class _Loader:
                         label = entry["name"]
                 elif parts:
                     bad_keys.add(str(parts[0]))
-                self.issues.append(Issue.at(pos.locate(parts), sentence, job=label, path=_path_text(parts)))
+                self.issues.append(Issue.at(pos.locate(parts), sentence, job=label, path=path_text(parts)))
 
         campaign = doc.get("campaign")
         if isinstance(campaign, str) and "campaign" not in bad_keys:
@@ -520,7 +514,7 @@ class _Loader:
         if raw.from_defaults:
             _drop_unsupported_defaults(fields, raw.from_defaults, model)
         for parts, sentence in checker(model).problems(fields):
-            issue(raw.locate(parts), sentence, _path_text(parts))
+            issue(raw.locate(parts), sentence, path_text(parts))
 
         local_media = self.media(raw, model, issue) if _has_media(fields) else {}
         if self.issues:

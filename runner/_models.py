@@ -22,7 +22,7 @@ import difflib
 import json
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -236,7 +236,8 @@ def media_limits(model: str, field: str) -> Mapping[str, Any] | None:
     return prop.get("x-media")
 
 
-def _path_text(path: Iterator[Any] | Any) -> str:
+def path_text(path: Iterable[str | int]) -> str:
+    """A JSON path as text: ["reference_images", 1] -> "reference_images[1]"."""
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -245,16 +246,16 @@ def _path_text(path: Iterator[Any] | Any) -> str:
 
 def explain(error: ValidationError, model: str) -> tuple[str, str]:
     """(JSON path, plain sentence) for one schema error of a job of `model`."""
-    path = _path_text(error.absolute_path)
+    path = path_text(error.absolute_path)
     what = path or "job"
     kind, value, instance = error.validator, error.validator_value, error.instance
     if kind == "additionalProperties":
         extras = sorted(set(instance) - set(error.schema.get("properties", {})))
         sentences = [_extra_sentence(extra, model) for extra in extras]
-        return (_path_text([*error.absolute_path, extras[0]]) if extras else path, "; ".join(sentences))
+        return (path_text([*error.absolute_path, extras[0]]) if extras else path, "; ".join(sentences))
     if kind == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
-        return (_path_text([*error.absolute_path, missing]), f"{missing} is required by {model}")
+        return (path_text([*error.absolute_path, missing]), f"{missing} is required by {model}")
     if kind == "maximum":
         return path, f"{what} {instance!r} is above the maximum {value}"
     if kind == "minimum":
