@@ -193,7 +193,9 @@ async def _run(args: argparse.Namespace, manifest: Any, key: str | None) -> int:
         )
         paths = write_run_reports(output_dir / "runs", summary, journal.rows(plan=run_id))
         journal.finish_run(run_id, code, {"counts": counts})
-        print_summary(Console(), summary, journal.rows(plan=run_id), paths)
+        # the summary lists only the jobs not done: read those, not the whole plan a second time
+        not_done = journal.in_states([s for s in State if s is not State.DONE], plan=run_id)
+        print_summary(Console(), summary, not_done, paths)
     if result.interrupted:
         print("interrupted: re-run the same command to continue where this run stopped", file=sys.stderr)
     if result.account_error is not None:
