@@ -301,7 +301,7 @@ async def check_url(session: aiohttp.ClientSession, url: str, limits: Mapping[st
                 facts = _facts(response)
     except asyncio.TimeoutError:
         return [f"URL did not answer within {_num(URL_TIMEOUT)} s"]
-    except (aiohttp.ClientError, OSError) as exc:
+    except (aiohttp.ClientError, OSError, UnicodeError) as exc:  # UnicodeError: a host name idna refuses
         return [f"URL could not be reached ({type(exc).__name__}: {exc})"]
     return url_problems(facts, limits)
 

@@ -131,6 +131,13 @@ async def test_unreachable_host_is_a_sentence() -> None:
     assert len(found) == 1 and found[0].startswith("URL could not be reached")
 
 
+async def test_host_name_that_cannot_be_resolved_is_a_sentence() -> None:
+    """A host with an empty label (a..b), which getaddrinfo refuses with UnicodeError, is reported, not raised."""
+    async with aiohttp.ClientSession() as session:
+        found = await check_url(session, "http://a..b/a.png", I2V)
+    assert len(found) == 1 and found[0].startswith("URL could not be reached")
+
+
 async def test_oss_urls_not_checked_and_other_schemes_refused() -> None:
     """oss:// lives in DashScope storage (nothing to check); ftp:// is refused without a request."""
     async with aiohttp.ClientSession() as session:
