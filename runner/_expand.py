@@ -140,14 +140,10 @@ def expand_matrix(
             Issue.at(matrix_pos.where, f"the matrix expands to {total} jobs, more than the limit of {MAX_MATRIX_JOBS}", job=label)
         )
         bad = True
-    base: dict[str, Any] = {}
-    for layer in reversed(defaults):
-        base.update(layer)
-    inherited = frozenset(base) - own.keys() - matrix.keys()
-    base.update(own)
-    base.pop("name", None)
     layers = (job_pos, *default_layers)
-    probe = RawJob(label, base, where, layers)
+    probe = merge(label, own, where, layers, *defaults)
+    base = probe.fields
+    inherited = probe.from_defaults - matrix.keys()
 
     # find the text fields with placeholders, and report unknown ones once
     templates: dict[str, _Template] = {}
