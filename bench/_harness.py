@@ -25,9 +25,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-#: the simulated generation time of the benchmark job (happyhorse-1.0-t2v, 5 s, 720P) before jitter
-GENERATION_SECONDS = 80.0
 MODEL = "happyhorse-1.0-t2v"
+#: job `clip-{seed}`'s prompt; `bench._peer_clients` gives its clients the same ones
+PROMPT = "shot {seed}: a lighthouse in a storm at dusk, waves crashing on the rocks"
 
 
 def new_key() -> str:
@@ -58,7 +58,7 @@ def write_manifest(
         "jobs": [{
             "name": "clip-{seed}",
             "model": MODEL,
-            "prompt": "shot {seed}: a lighthouse in a storm at dusk, waves crashing on the rocks",
+            "prompt": PROMPT,
             "matrix": {"seed": list(range(n))},
         }],
     }

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import requests
 
-PROMPT = "shot {i}: a lighthouse in a storm at dusk, waves crashing on the rocks"
-MODEL = "happyhorse-1.0-t2v"
+from ._harness import MODEL, PROMPT
 API_KEY = os.getenv("DASHSCOPE_API_KEY")
 
 
@@ -81,7 +80,7 @@ def baseline(base_url: str, n: int, out: Path, interval: float) -> dict:
     saved = failed = 0
     for i in range(n):
         try:
-            task_id = create_t2v_task(base_url, {"prompt": PROMPT.format(i=i), "resolution": "720P",
+            task_id = create_t2v_task(base_url, {"prompt": PROMPT.format(seed=i), "resolution": "720P",
                                                  "duration": 5, "watermark": False, "seed": i})
             data = poll_task(base_url, task_id, interval)
             if data["output"]["task_status"] != "SUCCEEDED":
@@ -103,7 +102,7 @@ def sdk(base_url: str, n: int, out: Path, concurrency: int) -> dict:
     dashscope.base_http_api_url = base_url
 
     def one(i: int) -> bool:
-        created = VideoSynthesis.async_call(model=MODEL, prompt=PROMPT.format(i=i), resolution="720P", duration=5,
+        created = VideoSynthesis.async_call(model=MODEL, prompt=PROMPT.format(seed=i), resolution="720P", duration=5,
                                             watermark=False, seed=i, api_key=API_KEY)
         if created.status_code != 200:
             return False

@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from ._harness import GENERATION_SECONDS, new_key, print_result, run_runner, write_manifest
+from ._harness import new_key, print_result, run_runner, write_manifest
 
 DURATION = 5
 
@@ -52,6 +52,7 @@ async def measure(n: int, rps: float, time_scale: float, *, timeout: float | Non
     """Run the campaign once and return the figures."""
     from runner._sim import SimConfig, Simulator
     from runner._sim import _mp4
+    from runner._sim._tasks import generation_seconds
 
     key = new_key()
     config = SimConfig(api_key=key, time_scale=time_scale, submit_rps=rps, query_rps=rps, concurrency=None)
@@ -72,7 +73,7 @@ async def measure(n: int, rps: float, time_scale: float, *, timeout: float | Non
             queries = sim.count("query")
             requests = len(sim.requests)  # counted before the timing downloads below add theirs
             download = await _download_seconds(sim)
-    t_mean = statistics.fmean(generation) if generation else GENERATION_SECONDS / time_scale
+    t_mean = statistics.fmean(generation) if generation else generation_seconds(DURATION, 720) / time_scale
     lower = n / rps + t_mean + download
     return {
         "n": n, "rps": rps, "time_scale": time_scale, "poll_interval_s": round(poll_interval, 3),
