@@ -508,7 +508,7 @@ class DashScopeClient:
         try:
             size = (await aiofiles.os.stat(path)).st_size
         except OSError as exc:
-            raise RequestRejected(f"cannot read {path}: {exc.strerror}", code="LocalFile") from None
+            raise RequestRejected.local_file(path, exc) from None
         if policy.max_file_size_mb is not None and size > policy.max_file_size_mb * 1024 * 1024:
             raise RequestRejected(
                 f"{path.name} is {size / 1048576:.1f} MB; storage takes at most "
@@ -560,6 +560,10 @@ class DashScopeClient:
             mapped = _connection_error(exc, f"upload of {path.name}")
             error = str(mapped)
             raise mapped from exc
+        except OSError as exc:  # our side: the file could not be opened or read after all
+            failure = RequestRejected.local_file(path, exc)
+            error = str(failure)
+            raise failure from exc
         except asyncio.CancelledError:
             error = "cancelled"
             raise

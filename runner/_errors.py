@@ -94,6 +94,11 @@ class Throttled(TransientError):
 class RequestRejected(ApiError):
     """HTTP 400: the server refused this request; retrying it unchanged is pointless."""
 
+    @classmethod
+    def local_file(cls, path: object, exc: OSError) -> RequestRejected:
+        """A local file the request needs cannot be read (code ``LocalFile``)."""
+        return cls(f"cannot read {path}: {exc.strerror or exc}", code="LocalFile")
+
 
 class AccountError(ApiError):
     """401/403 or an account-level refusal: nothing more should be submitted."""

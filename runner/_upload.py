@@ -109,7 +109,7 @@ def file_sha256(path: Path) -> str:
         with open(path, "rb") as fh:
             return hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as exc:
-        raise RequestRejected(f"cannot read {path}: {exc.strerror or exc}", code="LocalFile") from exc
+        raise RequestRejected.local_file(path, exc) from exc
 
 
 async def _maybe_await(value: T | Awaitable[T]) -> T:
@@ -212,7 +212,7 @@ class Uploader:
         try:
             stat = path.stat()
         except OSError as exc:
-            raise RequestRejected(f"cannot read {path}: {exc.strerror or exc}", code="LocalFile") from exc
+            raise RequestRejected.local_file(path, exc) from exc
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         if key not in self._hashes:
             digest, _ = await self._shared(self._hashing, key, lambda: asyncio.to_thread(file_sha256, path))

@@ -414,6 +414,17 @@ async def test_upload_larger_than_the_policy_allows_is_refused_before_sending(tm
     assert info.value.code == "FileTooLarge"
 
 
+async def test_upload_of_a_file_that_cannot_be_opened_is_rejected_as_local_file(tmp_path):
+    """A path that stats but cannot be opened (here a folder) is RequestRejected (LocalFile), not an OSError."""
+    pol = UploadPolicy(upload_host="http://127.0.0.1:1/never", upload_dir="d", oss_access_key_id="k",
+                       signature="s", policy="p", x_oss_object_acl="private", x_oss_forbid_overwrite="true",
+                       expire_in_seconds=300, max_file_size_mb=1)
+    async with DashScopeClient("http://127.0.0.1:1/api/v1", KEY) as client:
+        with pytest.raises(RequestRejected) as info:
+            await client.upload(pol, tmp_path)
+    assert info.value.code == "LocalFile" and "cannot read" in str(info.value)
+
+
 async def test_upload_policy_answer_missing_fields_is_malformed():
     """A policy answer without upload_host is an ApiError, not a KeyError."""
     async with serve(web.get("/api/v1/uploads", json_answer(200, {"output": {"policy": "p"}}))) as (base, _):
