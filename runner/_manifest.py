@@ -281,6 +281,9 @@ def _video_seconds(path: Path) -> float | None:
 
 # --- the loader --------------------------------------------------------------
 
+#: keys a defaults mapping cannot hold: each job has its own
+_NOT_DEFAULTS = ("name", "matrix", "from")
+
 #: stands for "the file does not exist" among pre-flight sentences
 _MISSING = "<missing>"
 
@@ -357,9 +360,8 @@ class _Loader:
         output_dir = Path(os.path.abspath(given_dir))
 
         given_defaults = doc.get("defaults")
-        top_defaults: Mapping[str, Any] = given_defaults if isinstance(given_defaults, dict) else {}
         top_defaults_pos = pos.child("defaults") or Pos(pos.where, {})
-        self.check_defaults(top_defaults, top_defaults_pos, "defaults")
+        top_defaults = self.usable_defaults(given_defaults if isinstance(given_defaults, dict) else {}, top_defaults_pos)
 
         if "jobs" not in doc and "jobs_from" not in doc:
             self.issues.append(Issue.at(pos.where, "the manifest has no jobs: add a jobs list or jobs_from"))
@@ -377,12 +379,14 @@ class _Loader:
         region = doc.get("region", "beijing")
         return REGIONS.get(region, REGIONS["beijing"]) if isinstance(region, str) else REGIONS["beijing"]
 
-    def check_defaults(self, values: Mapping[str, Any], pos: Pos, what: str) -> None:
-        for key in ("name", "matrix", "from"):
+    def usable_defaults(self, values: Mapping[str, Any], pos: Pos) -> dict[str, Any]:
+        """`values` without the keys that cannot be defaults, each of which is reported."""
+        for key in _NOT_DEFAULTS:
             if key in values:
                 self.issues.append(
-                    Issue.at(pos.locate([key]), f"'{key}' cannot be a default: give each job its own", path=f"{what}.{key}")
+                    Issue.at(pos.locate([key]), f"'{key}' cannot be a default: give each job its own", path=f"defaults.{key}")
                 )
+        return {k: v for k, v in values.items() if k not in _NOT_DEFAULTS}
 
     # -- expansion --
 
@@ -391,12 +395,11 @@ class _Loader:
         doc: Mapping[str, Any],
         pos: Pos,
         main: Source,
-        top_defaults: Mapping[str, Any],
+        top: Mapping[str, Any],
         top_defaults_pos: Pos,
         bad_keys: set[str],
         bad_entries: set[int],
     ) -> Iterator[RawJob]:
-        top = {k: v for k, v in top_defaults.items() if k not in ("name", "matrix", "from")}
         listed = doc.get("jobs")
         entries: list[Any] = listed if isinstance(listed, list) and "jobs" not in bad_keys else []
         jobs_pos = pos.child("jobs") or Pos(pos.where, [])
@@ -438,10 +441,8 @@ class _Loader:
             )
         if extras:
             return
-        own_defaults = entry.get("defaults") or {}
         own_pos = entry_pos.child("defaults") or Pos(entry_pos.where, {})
-        self.check_defaults(own_defaults, own_pos, "defaults")
-        own_defaults = {k: v for k, v in own_defaults.items() if k not in ("name", "matrix", "from")}
+        own_defaults = self.usable_defaults(entry.get("defaults") or {}, own_pos)
         yield from self.rows(entry["from"], entry_pos.locate(["from"]), main, [own_defaults, top], (own_pos, top_pos))
 
     def rows(
