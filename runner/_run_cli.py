@@ -236,14 +236,18 @@ def _output_dir_of(args: argparse.Namespace) -> Path:
     return Path(load_manifest(args.manifest, check_media=False).output_dir)
 
 
-def main_status(args: argparse.Namespace) -> int:
-    output_dir = _output_dir_of(args)
+def _read_journal(output_dir: Path) -> Journal:
+    """The campaign's journal, opened read-only; UsageError when the campaign has not run yet."""
     try:
-        journal = Journal.open(output_dir, readonly=True)
+        return Journal.open(output_dir, readonly=True)
     except FileNotFoundError:
         raise UsageError(f"no journal in {output_dir}: this campaign has not run yet") from None
+
+
+def main_status(args: argparse.Namespace) -> int:
+    output_dir = _output_dir_of(args)
     console = Console()
-    with journal:
+    with _read_journal(output_dir) as journal:
         last = journal.last_run()
         held = _lock_held(output_dir)
         title = f"{output_dir}" + (" (a run is in progress)" if held else "")
@@ -302,11 +306,7 @@ def main_cancel(args: argparse.Namespace) -> int:
     key = load_api_key()
     if not key:
         raise UsageError(HOW_TO_SET)
-    try:
-        journal = Journal.open(output_dir, readonly=True)
-    except FileNotFoundError:
-        raise UsageError(f"no journal in {output_dir}: this campaign has not run yet") from None
-    with journal:
+    with _read_journal(output_dir) as journal:
         pending = [(r.name, r.task_id) for r in journal.in_states([State.PENDING]) if r.task_id]
     return asyncio.run(_cancel(args.base_url or manifest.base_url, key, pending))
 
