@@ -1,6 +1,8 @@
 """The DashScope HTTP client: one attempt per call, every outside error mapped once.
 
-This is the only module that catches `aiohttp.ClientError`. Each method makes ONE
+This is the only module that maps `aiohttp.ClientError` onto the exception tree
+(`runner._preflight.check_url`, which talks to media hosts, turns such failures
+into sentences instead). Each method makes ONE
 request and either returns parsed data or raises from `runner._errors`:
 
 * HTTP 400 (and other 4xx)  -> `RequestRejected`, with the server's code and message
