@@ -70,10 +70,16 @@ def main_run(args: argparse.Namespace) -> int:
 
         if not remote_media_ok(manifest):
             return UsageError.exit_code
-    key = None if args.simulate else load_api_key()
-    if not args.simulate and not key:
-        raise UsageError(HOW_TO_SET)
+    key = None if args.simulate else _api_key()
     return asyncio.run(_run(args, manifest, key))
+
+
+def _api_key() -> str:
+    """The API key (`runner._credentials`); UsageError saying how to set one when there is none."""
+    key = load_api_key()
+    if not key:
+        raise UsageError(HOW_TO_SET)
+    return key
 
 
 def run_id_now() -> str:
@@ -303,9 +309,7 @@ def main_cancel(args: argparse.Namespace) -> int:
 
     manifest = load_manifest(args.manifest, check_media=False)
     output_dir = Path(args.output) if args.output else Path(manifest.output_dir)
-    key = load_api_key()
-    if not key:
-        raise UsageError(HOW_TO_SET)
+    key = _api_key()
     with _read_journal(output_dir) as journal:
         pending = [(r.name, r.task_id) for r in journal.in_states([State.PENDING]) if r.task_id]
     return asyncio.run(_cancel(args.base_url or manifest.base_url, key, pending))
