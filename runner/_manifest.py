@@ -198,10 +198,9 @@ def _explain_manifest(error: ValidationError) -> list[tuple[list[str | int], str
     if kind == "required":
         missing = error.message.split("'")[1]
         return [([*parts, missing], f"{missing} is required in {what}")]
-    if kind == "type" and isinstance(value, list):
-        return [(parts, f"{what} must be {_describe_types(value)}, not {_json_kind(instance)}")]
     if kind == "type":
-        return [(parts, f"{what} must be {_describe_types([value])}, not {_json_kind(instance)}")]
+        types = value if isinstance(value, list) else [value]
+        return [(parts, f"{what} must be {_describe_types(types)}, not {_json_kind(instance)}")]
     if kind == "exclusiveMinimum":
         return [(parts, f"{what} {instance!r} must be more than {value}")]
     if kind == "pattern" and "propertyNames" in error.absolute_schema_path:
