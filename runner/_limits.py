@@ -25,6 +25,12 @@ keeps the quota's own rule: never more than `rps` requests in any second
 (`QUOTA_WINDOW`). And it paces at
 `pacing` (e.g. 98 %) of `rps`, so that evenly spaced requests stay clear of a
 quota of exactly `rps` even when some of them are a few milliseconds late.
+
+With `probe_first`, the very first request goes out alone and the schedule
+starts when its answer is back (`async with` only). The first request of a run
+also opens the connection (DNS, TCP, TLS), so it reaches the server late; were
+the next ones already on their way, the quota's first second could hold one too
+many. It also means a bad key is refused once, not once per request in flight.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ class AdaptiveLimiter:
         decrease: float = 0.8,
         recover_step: float = 0.05,
         pacing: float = 1.0,
+        probe_first: bool = False,
     ) -> None:
         if rps <= 0:
             raise ValueError("rps must be positive")
@@ -75,6 +82,9 @@ class AdaptiveLimiter:
         if not 0 < pacing <= 1:
             raise ValueError("pacing must be in (0, 1]")
         self._pacing = pacing
+        #: set while the first request is out alone (`probe_first`); None before and after
+        self._probe: asyncio.Event | None = None
+        self._probed = not probe_first
         self._rate = self._rps
         #: when the last `rps` requests were let through (the quota's own window)
         self._granted: deque[float] = deque(maxlen=max(1, math.floor(self._rps)))
@@ -110,6 +120,11 @@ class AdaptiveLimiter:
 
     async def acquire(self) -> None:
         """Wait for one slot."""
+        while self._probe is not None:
+            await self._probe.wait()
+        if not self._probed:
+            self._probed = True
+            self._probe = asyncio.Event()
         while True:
             now = self._now()
             slot = max(self._next_slot, now, self._resume_at)
@@ -140,7 +155,11 @@ class AdaptiveLimiter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
+        if self._probe is not None:
+            # The first request is answered: the schedule starts now.
+            self._next_slot = self._now() + 1 / (self._rate * self._pacing)
+            self._probe.set()
+            self._probe = None
 
     def throttled(self, retry_after: float | None = None) -> None:
         """The server answered 429: cut the rate by `decrease` (not below the floor); honour Retry-After.

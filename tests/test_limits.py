@@ -240,3 +240,36 @@ async def test_pacing_spaces_requests_a_little_under_the_quota(vt):
     limiter = AdaptiveLimiter(10, pacing=0.8)
     times = await grant_times(limiter, vt, 4)
     assert gaps(times) == [0.125] * 3
+
+
+async def test_probe_first_sends_the_first_request_alone(vt):
+    """With probe_first the schedule starts when the first request is answered, not when it left."""
+    limiter = AdaptiveLimiter(10, probe_first=True)
+    times: list[float] = []
+
+    async def one(answer_after: float) -> None:
+        async with limiter:
+            times.append(round(vt.now, 6))
+            await asyncio.sleep(answer_after)
+
+    async with asyncio.TaskGroup() as tg:
+        for answer_after in (0.3, 0, 0, 0):
+            tg.create_task(one(answer_after))
+    assert times == [0.0, 0.4, 0.5, 0.6]
+
+
+async def test_probe_first_also_releases_when_the_first_request_fails(vt):
+    """An exception inside the first request still starts the schedule for the others."""
+    limiter = AdaptiveLimiter(10, probe_first=True)
+
+    async def failing() -> None:
+        async with limiter:
+            await asyncio.sleep(0.2)
+            raise RuntimeError("refused")
+
+    first = asyncio.create_task(failing())
+    await asyncio.sleep(0)
+    times = await grant_times(limiter, vt, 2)
+    with pytest.raises(RuntimeError):
+        await first
+    assert times == [0.3, 0.4]
