@@ -168,7 +168,7 @@ async def _run(args: argparse.Namespace, manifest: Any, key: str | None) -> int:
                 with RunLog(output_dir / "logs", api_key) as runlog:
                     engine = Engine(
                         journal=journal, client=client, run_id=run_id, output_dir=output_dir, options=options,
-                        submit_limiter=AdaptiveLimiter(limits.submit_rps, pacing=PACING),
+                        submit_limiter=AdaptiveLimiter(limits.submit_rps, pacing=PACING, probe_first=True),
                         query_limiter=AdaptiveLimiter(limits.query_rps, pacing=PACING),
                         jobs={j.name: j for j in manifest.jobs}, uploader=_uploader(client, journal, options),
                         verify=_verifier(), runlog=runlog, on_job_end=job_ended,

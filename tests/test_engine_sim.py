@@ -266,3 +266,11 @@ async def test_video_failing_verification_is_kept_aside_and_counts_as_an_attempt
     videos = tmp_path / "out" / "videos"
     assert not (videos / "job-0.mp4").exists()
     assert sorted(p.name for p in (videos / "rejected").iterdir()) == ["job-0.attempt-1.mp4", "job-0.attempt-2.mp4"]
+
+
+async def test_a_refused_key_is_tried_once_not_once_per_slot(tmp_path):
+    """The first create goes out alone: with a wrong key the service sees one create, not a volley."""
+    async with Simulator(sim_config()) as sim:
+        manifest = write_manifest(tmp_path, sim.base_url, t2v_jobs(20), submit_rps=1000, max_in_flight=20)
+        assert await run(manifest, tmp_path / "out", key="sk-wrong") == 5
+        assert sim.count("create") == 1
