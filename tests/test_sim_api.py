@@ -339,3 +339,10 @@ async def test_request_log_counts_every_request_by_kind_and_status(simulator, ht
     assert (first.kind, first.method, first.status, first.task_id) == ("create", "POST", 200, task_id)
     assert first.path.endswith("/video-synthesis")
     assert simulator.requests[1].task_id == task_id
+
+
+def test_config_repr_hides_the_key():
+    """A SimConfig printed in a log or a traceback does not show the accepted key."""
+    from runner._sim import SimConfig
+
+    assert "sk-secret-123" not in repr(SimConfig(api_key="sk-secret-123"))

@@ -26,7 +26,7 @@ import secrets
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -71,7 +71,7 @@ class SimConfig:
     """How the simulated account and service behave."""
 
     #: the only key the service accepts (`Authorization: Bearer <key>`)
-    api_key: str = "sk-sim"
+    api_key: str = field(default="sk-sim", repr=False)
     #: simulated seconds per real second
     time_scale: float = 1.0
     #: create requests accepted per real second (sliding 1 s window); 0 for no limit
