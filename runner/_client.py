@@ -582,7 +582,10 @@ class DashScopeClient:
         refusals and local write failures, `UrlExpired` for storage 403, `TransientError` for 5xx, 429,
         truncated bodies and dropped connections.
         """
-        scheme = URL(url).scheme
+        try:
+            scheme = URL(url).scheme
+        except (ValueError, TypeError):
+            raise DownloadError(f"the video URL is not a valid URL: {str(url)[:200]!r}") from None
         if scheme not in ("http", "https"):
             raise DownloadError(f"refusing to download a {scheme or 'schemeless'!s} URL; only http and https")
         dest = Path(dest)
@@ -616,7 +619,9 @@ class DashScopeClient:
             return Downloaded(path=dest, size=size, sha256=digest.hexdigest())
         except BaseException as exc:
             mapped: BaseException | None = None
-            if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError)):
+            if isinstance(exc, (aiohttp.InvalidURL, UnicodeError)):  # a URL the server handed out, not ours
+                mapped = DownloadError(f"the video URL cannot be fetched: {exc}")
+            elif isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError)):
                 mapped = _connection_error(exc, "download")
             elif isinstance(exc, OSError):  # our side: disk full, no permission, not a folder
                 mapped = DownloadError(f"could not write {dest}: {exc.strerror or exc}")

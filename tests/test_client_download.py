@@ -217,3 +217,12 @@ async def test_a_destination_that_cannot_be_written_is_a_download_error(tmp_path
     finally:
         await storage.server.close()
     assert leftovers(tmp_path) == ["not-a-folder"]
+
+
+@pytest.mark.parametrize("url", ["http://[::1/x.mp4", "http://a..b/x.mp4"])
+async def test_a_malformed_video_url_is_a_download_error(tmp_path, url):
+    """A broken URL from the server fails that download (and only that job), never a traceback."""
+    async with DashScopeClient("http://127.0.0.1:9/api/v1", "sk-x") as client:
+        with pytest.raises(DownloadError):
+            await client.download(url, tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []
