@@ -110,6 +110,10 @@ class AdaptiveLimiter:
         """The rate asked for at construction, which recovery returns to."""
         return self._rps
 
+    def _interval(self) -> float:
+        """Seconds between two slots at the current rate."""
+        return 1 / (self._rate * self._pacing)
+
     def _now(self) -> float:
         if self._clock is not None:
             return self._clock()
@@ -128,7 +132,7 @@ class AdaptiveLimiter:
         while True:
             now = self._now()
             slot = max(self._next_slot, now, self._resume_at)
-            self._next_slot = slot + 1 / (self._rate * self._pacing)
+            self._next_slot = slot + self._interval()
             generation = self._generation
             if slot > now:
                 await asyncio.sleep(slot - now)
@@ -157,7 +161,7 @@ class AdaptiveLimiter:
     ) -> None:
         if self._probe is not None:
             # The first request is answered: the schedule starts now.
-            self._next_slot = self._now() + 1 / (self._rate * self._pacing)
+            self._next_slot = self._now() + self._interval()
             self._probe.set()
             self._probe = None
 
@@ -194,4 +198,4 @@ class AdaptiveLimiter:
         self._rate = rate
         self._generation += 1
         # The new schedule starts one new interval after the last request let through.
-        self._next_slot = self._last_grant + 1 / (rate * self._pacing)
+        self._next_slot = self._last_grant + self._interval()
